@@ -1,0 +1,27 @@
+"""Errors of the edge runtime and the van agent, grouped by phase like python-can's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EdgeError(Exception):
+    """Base of every error the edge runtime raises."""
+
+
+class ConfigError(EdgeError):
+    """A settings file or variable is invalid. The message names the file and each bad field."""
+
+    def __init__(self, source: Path | str | None, problems: list[str]) -> None:
+        where = f"config file {source}" if source else "settings"
+        super().__init__(f"{where} is invalid:\n  " + "\n  ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+class OutboxError(EdgeError):
+    """The durable outbox could not be opened or written: data would be lost, so this is loud."""
+
+
+class SourceError(EdgeError):
+    """A sensor source (GNSS, CAN, OBD, keypad) failed in a way its owner should report."""

@@ -1,0 +1,150 @@
+"""Message schemas of the contract: frozen pydantic models, one per kind of payload.
+
+Every message carries ``v`` (schema version), ``id`` (unique, so a receiver can drop redeliveries) and
+``type`` (the discriminator that :func:`protocol.codec.decode_any` dispatches on). Models refuse unknown
+fields: a peer that sends something we do not understand should hear so, not have it ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from protocol.topics import DEVICE_ID_PATTERN
+
+SCHEMA_VERSION = 1
+MAX_POINTS_PER_BATCH = 10_000
+
+DeviceId = Annotated[str, StringConstraints(pattern=f"^{DEVICE_ID_PATTERN}$")]
+Evidence = dict[str, float | int | str | bool]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Message(_Frozen):
+    """Fields every message has."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    id: UUID = Field(default_factory=uuid4)
+    sent_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class Position(_Frozen):
+    """One GNSS fix. Fix quality travels with the point so the hub can judge it later."""
+
+    t: AwareDatetime
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    speed_mps: float | None = Field(default=None, ge=0, le=150)
+    heading_deg: float | None = Field(default=None, ge=0, lt=360)
+    alt_m: float | None = None
+    hdop: float | None = Field(default=None, ge=0)
+    sats: int | None = Field(default=None, ge=0, le=255)
+    fix: Literal["2d", "3d"] | None = None
+
+
+class TelemetryBatch(Message):
+    """Many positions in one message: per-message cost dominates MQTT, so vans batch.
+
+    ``seq`` is the sender's outbox sequence number; it grows by one per message a device ever queues,
+    so the hub can see gaps (lost data) and repeats (redeliveries).
+    """
+
+    type: Literal["telemetry"] = "telemetry"
+    vehicle_id: DeviceId
+    seq: int = Field(ge=1)
+    points: tuple[Position, ...] = Field(min_length=1, max_length=MAX_POINTS_PER_BATCH)
+
+
+class VehicleEvent(Message):
+    """A driving event (harsh braking, overspeed, ignition, ...) with its position and evidence."""
+
+    type: Literal["vehicle_event"] = "vehicle_event"
+    vehicle_id: DeviceId
+    seq: int = Field(ge=1)
+    kind: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    at: AwareDatetime
+    position: Position | None = None
+    evidence: Evidence = Field(default_factory=dict)
+
+
+class DeviceStatus(Message):
+    """Retained presence of a device. The broker publishes the offline variant as the last will."""
+
+    type: Literal["status"] = "status"
+    device_id: DeviceId
+    kind: Literal["vehicle", "locker"]
+    online: bool
+    version: str = ""
+    uptime_s: float = Field(default=0.0, ge=0)
+    outbox_depth: int = Field(default=0, ge=0)
+    compartments: int | None = Field(default=None, ge=1, le=512)
+    health: dict[str, str] = Field(default_factory=dict)
+
+
+LockerEventKind = Literal[
+    "code_accepted",
+    "code_rejected",
+    "unlocked",
+    "door_opened",
+    "door_closed",
+]
+
+
+class LockerEvent(Message):
+    """Something that happened at a locker: a code typed, a lock released, a door moved."""
+
+    type: Literal["locker_event"] = "locker_event"
+    locker_id: DeviceId
+    seq: int = Field(ge=1)
+    kind: LockerEventKind
+    at: AwareDatetime
+    compartment: int | None = Field(default=None, ge=1, le=512)
+    grant_id: UUID | None = None
+    reason: str = ""
+
+
+GrantKind = Literal["pickup", "courier", "return"]
+
+
+class Grant(Message):
+    """The hub's permission for one code to open one compartment.
+
+    ``code_hash`` is HMAC-SHA256 of the code under the locker's key (see :mod:`protocol.codes`): the
+    plaintext code never travels to, nor rests on, the locker.
+    """
+
+    type: Literal["grant"] = "grant"
+    locker_id: DeviceId
+    grant_id: UUID
+    compartment: int = Field(ge=1, le=512)
+    code_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    kind: GrantKind = "pickup"
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
+    single_use: bool = True
+
+
+class CommandAck(Message):
+    """A device's answer to a command: whether it was carried out, and why not."""
+
+    type: Literal["cmd_ack"] = "cmd_ack"
+    device_id: DeviceId
+    command_id: UUID
+    ok: bool
+    reason: str = ""
+
+
+AnyMessage = Annotated[
+    TelemetryBatch | VehicleEvent | DeviceStatus | LockerEvent | Grant | CommandAck,
+    Field(discriminator="type"),
+]
