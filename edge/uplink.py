@@ -107,6 +107,7 @@ class Uplink:
             max_inflight_messages=self._window,
             timeout=30,
         )
+        client.pending_calls_threshold = self._window + 10
         # aiomqtt acknowledges on receipt; we acknowledge after the handler has stored the message.
         client._client.manual_ack_set(True)  # noqa: SLF001
         return client
@@ -137,8 +138,9 @@ class Uplink:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._drain(client), name="uplink-drain")
                     tg.create_task(self._refresh_status(client), name="uplink-status")
-                    if self._handler is not None:
-                        tg.create_task(self._receive(client), name="uplink-receive")
+                    # Always iterate incoming messages: the iterator is also what notices a lost
+                    # connection, which in-flight publishes alone would only see at their timeout.
+                    tg.create_task(self._receive(client), name="uplink-receive")
             except asyncio.CancelledError:
                 await self._say_goodbye(client)
                 raise
@@ -173,10 +175,10 @@ class Uplink:
             await client.publish(self._status_topic, self._status_payload(True), qos=1, retain=True)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
-        assert self._handler is not None
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else b""
-            await self._handler(message.topic.value, payload)
+            if self._handler is not None:
+                await self._handler(message.topic.value, payload)
             self.stats.received += 1
             if message.qos > 0:
                 client._client.ack(message.mid, message.qos)  # noqa: SLF001

@@ -1,0 +1,25 @@
+"""Composition root of the van agent: settings in, a running agent out."""
+
+from __future__ import annotations
+
+from edge.agent import VehicleAgent
+from edge.config import VehicleSettings
+from edge.gnss.sim import SimulatedGnss
+from edge.gnss.source import GnssSource
+from edge.outbox import Outbox
+
+
+def build_gnss(settings: VehicleSettings) -> GnssSource:
+    match settings.gnss:
+        case "sim":
+            return SimulatedGnss(settings.sim)
+
+
+async def run_vehicle(settings: VehicleSettings, *, gnss: GnssSource | None = None) -> None:
+    """Run one van agent until cancelled."""
+    outbox = Outbox(settings.state_dir / f"{settings.device_id}-outbox.db")
+    try:
+        agent = VehicleAgent(settings=settings, gnss=gnss or build_gnss(settings), outbox=outbox)
+        await agent.run()
+    finally:
+        outbox.close()

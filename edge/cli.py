@@ -1,0 +1,130 @@
+"""``lastmile``: one command for every program. Each subcommand imports only what it runs, so a van's
+Pi with only the ``edge`` extra never loads the hub's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from edge.errors import ConfigError
+
+
+def run_until_signal(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
+    """Run ``main`` until it ends or SIGINT/SIGTERM arrives; then cancel it and wait for its cleanup.
+
+    Both signals mean "stop cleanly" (Ctrl-C in a terminal, ``systemctl stop`` in the field), so both
+    cancel the main task instead of raising KeyboardInterrupt in the middle of arbitrary code.
+    """
+
+    async def runner() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        await main()
+
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(runner())
+    return 0
+
+
+def _edge_run(args: argparse.Namespace) -> int:
+    from edge.app import run_vehicle
+    from edge.config import VehicleSettings
+    from edge.settings import load_settings
+
+    settings = load_settings(VehicleSettings, args.config)
+    return run_until_signal(lambda: run_vehicle(settings))
+
+
+def _locker_run(args: argparse.Namespace) -> int:
+    from locker.app import run_locker
+    from locker.settings import LockerSettings
+
+    from edge.settings import load_settings
+
+    settings = load_settings(LockerSettings, args.config)
+    return run_until_signal(lambda: run_locker(settings))
+
+
+def _hub_serve(args: argparse.Namespace) -> int:
+    from cloud.hub import run_hub
+    from cloud.settings import HubSettings
+
+    from edge.settings import load_settings
+
+    settings = load_settings(HubSettings, args.config)
+    return run_until_signal(lambda: run_hub(settings))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cloud.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        port=args.port,
+        vans=args.vans,
+        lockers=args.lockers,
+        compartments=args.compartments,
+        state_dir=args.state_dir,
+    )
+    return run_until_signal(lambda: run_demo(options))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lastmile", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run broker, hub, simulated vans and lockers on this machine")
+    demo.add_argument("--port", type=int, default=8000, help="HTTP port of the hub (default 8000)")
+    demo.add_argument("--vans", type=int, default=3)
+    demo.add_argument("--lockers", type=int, default=2)
+    demo.add_argument("--compartments", type=int, default=12)
+    demo.add_argument("--state-dir", type=Path, default=Path("var/demo"))
+    demo.set_defaults(handler=_demo)
+
+    for name, verb, handler, what in (
+        ("edge", "run", _edge_run, "the van agent"),
+        ("locker", "run", _locker_run, "the locker agent"),
+        ("hub", "serve", _hub_serve, "the cloud hub (ingest + API)"),
+    ):
+        group = sub.add_parser(name, help=f"{what}")
+        verbs = group.add_subparsers(dest="verb", required=True)
+        cmd = verbs.add_parser(verb, help=f"run {what}")
+        cmd.add_argument("--config", type=Path, required=True, help="TOML settings file")
+        cmd.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.handler(args)
+    except ConfigError as err:
+        print(f"lastmile: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        print(
+            f"lastmile: {err.name} is not installed; install the extra for this program, e.g. "
+            "pip install 'lastmile[cloud]'",
+            file=sys.stderr,
+        )
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The van agent's settings: one TOML file (see firmware_configs/) plus ``LASTMILE_...`` variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.gnss.sim import SimGnssSettings
+from edge.settings import AgentSettingsBase
+
+
+class BatchSettings(BaseModel):
+    """Positions are sent in batches: per-message cost dominates MQTT, per-point cost is tiny."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_points: int = Field(default=60, ge=1, le=10_000)
+    max_age_s: float = Field(default=5.0, gt=0, le=3600)
+
+
+class VehicleSettings(AgentSettingsBase):
+    gnss: Literal["sim"] = "sim"
+    sim: SimGnssSettings = SimGnssSettings()
+    batch: BatchSettings = BatchSettings()
+    status_interval_s: float = Field(default=30.0, gt=0)
