@@ -38,8 +38,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, *, timeout: float, proc: subprocess.Popen[bytes] | None = None,
-                  what: str = "service") -> None:
+def wait_for_port(
+    host: str,
+    port: int,
+    *,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    what: str = "service",
+) -> None:
     """Poll until ``host:port`` accepts TCP connections; never sleep blindly."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

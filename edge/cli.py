@@ -47,10 +47,9 @@ def _edge_run(args: argparse.Namespace) -> int:
 
 
 def _locker_run(args: argparse.Namespace) -> int:
+    from edge.settings import load_settings
     from locker.app import run_locker
     from locker.settings import LockerSettings
-
-    from edge.settings import load_settings
 
     settings = load_settings(LockerSettings, args.config)
     return run_until_signal(lambda: run_locker(settings))
@@ -59,7 +58,6 @@ def _locker_run(args: argparse.Namespace) -> int:
 def _hub_serve(args: argparse.Namespace) -> int:
     from cloud.hub import run_hub
     from cloud.settings import HubSettings
-
     from edge.settings import load_settings
 
     settings = load_settings(HubSettings, args.config)
@@ -84,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run broker, hub, simulated vans and lockers on this machine")
+    demo = sub.add_parser(
+        "demo", help="run broker, hub, simulated vans and lockers on this machine"
+    )
     demo.add_argument("--port", type=int, default=8000, help="HTTP port of the hub (default 8000)")
     demo.add_argument("--vans", type=int, default=3)
     demo.add_argument("--lockers", type=int, default=2)

@@ -92,6 +92,6 @@ def load_settings(cls: type[S], path: Path | str | None = None, **overrides: Any
     _FromFile.__name__ = cls.__name__
     _FromFile.__qualname__ = cls.__qualname__
     try:
-        return _FromFile(**overrides)  # type: ignore[no-any-return]
+        return _FromFile(**overrides)
     except ValidationError as err:
         raise ConfigError(toml_path, _problems(err)) from None

@@ -109,7 +109,7 @@ class Uplink:
         )
         client.pending_calls_threshold = self._window + 10
         # aiomqtt acknowledges on receipt; we acknowledge after the handler has stored the message.
-        client._client.manual_ack_set(True)  # noqa: SLF001
+        client._client.manual_ack_set(True)
         return client
 
     async def run(self) -> None:
@@ -132,8 +132,12 @@ class Uplink:
             for topic_filter in self._subscriptions:
                 await client.subscribe(topic_filter, qos=1)
             self._connected.set()
-            log.info("connected to %s:%s as %s", self._settings.host, self._settings.port,
-                     self._client_id)
+            log.info(
+                "connected to %s:%s as %s",
+                self._settings.host,
+                self._settings.port,
+                self._client_id,
+            )
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._drain(client), name="uplink-drain")
@@ -181,4 +185,4 @@ class Uplink:
                 await self._handler(message.topic.value, payload)
             self.stats.received += 1
             if message.qos > 0:
-                client._client.ack(message.mid, message.qos)  # noqa: SLF001
+                client._client.ack(message.mid, message.qos)

@@ -32,7 +32,8 @@ def _check_envelope(payload: bytes) -> None:
     version = head.get("v")
     if version != SCHEMA_VERSION:
         raise DecodeError(
-            "unsupported schema version", detail=f"v={version!r}, this side speaks v={SCHEMA_VERSION}"
+            "unsupported schema version",
+            detail=f"v={version!r}, this side speaks v={SCHEMA_VERSION}",
         )
 
 

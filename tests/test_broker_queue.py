@@ -7,6 +7,7 @@ see that loss; the real case proves the config we generate does not have it.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -34,12 +35,14 @@ def _persistent_props() -> Properties:
 
 
 def _deliver_to_lagging_subscriber(broker: MosquittoBroker) -> int:
+    subscribed = threading.Event()
     sub = _client("slow-sub")
+    sub.on_subscribe = lambda *args: subscribed.set()
     sub.connect(broker.host, broker.port, clean_start=False, properties=_persistent_props())
     sub.loop_start()
-    result, mid = sub.subscribe("load/#", qos=1)
+    result, _ = sub.subscribe("load/#", qos=1)
     assert result == mqtt.MQTT_ERR_SUCCESS
-    time.sleep(0.2)
+    assert subscribed.wait(10), "no SUBACK"
     sub.disconnect()  # the subscriber falls behind: it is away while the publisher runs
     sub.loop_stop()
 

@@ -37,7 +37,10 @@ class SimGnssSettings(BaseModel):
     seed: int = 0
     interval_s: float = Field(default=1.0, gt=0, description="Simulated seconds between fixes.")
     time_scale: float = Field(
-        default=1.0, gt=0, le=1000, description="Simulated seconds per real second (tests run fast)."
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="Simulated seconds per real second (tests run fast).",
     )
     noise_m: float = Field(default=1.5, ge=0)
 

@@ -95,8 +95,13 @@ async def test_status_is_retained_and_the_will_marks_a_vanished_device_offline(
     async with _running(uplink):
         await asyncio.wait_for(uplink.wait_connected(), 10)
         late = Probe(broker.host, broker.port, "fleet/dev-1/status", client_id="late")
-        late.wait_for(lambda p: p.messages[-1:] == [("fleet/dev-1/status", b"online", True)]
-                      if p.messages else False)
+        late.wait_for(
+            lambda p: (
+                p.messages[-1:] == [("fleet/dev-1/status", b"online", True)]
+                if p.messages
+                else False
+            )
+        )
         late.close()
     # A clean stop publishes "offline" itself (a clean disconnect does not fire the will).
     after = Probe(broker.host, broker.port, "fleet/dev-1/status", client_id="after")

@@ -1,0 +1,213 @@
+"""``lastmile demo``: the whole system on one machine, on embedded defaults.
+
+A real Mosquitto on a free loopback port, the hub (ingest + API) on ``--port``, simulated vans driving
+street grids, and simulated lockers (mock GPIO pins, simulated people opening the doors). A simulated
+customer desk creates parcels through the real API and later types their codes on the lockers'
+keypads, so the demo shows the whole loop without anyone typing. A person can type too:
+``<locker-id> <code>`` and Enter.
+
+Everything runs in this one process (plus the broker), so Ctrl-C stops it all in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import secrets
+import shutil
+import socket
+import sys
+import threading
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloud.broker import MosquittoBroker
+from cloud.errors import HubError
+from cloud.hub import run_hub
+from cloud.settings import HubSettings, Role
+from edge.app import run_vehicle
+from edge.config import VehicleSettings
+from edge.gnss.sim import SimGnssSettings
+from edge.settings import MqttSettings
+from locker.app import run_locker
+from locker.errors import KeypadError
+from locker.keypad import SimKeypad
+from locker.settings import LockerSettings
+from protocol.codes import derive_locker_key
+
+log = logging.getLogger(__name__)
+
+DEPOT = (52.3702, 4.8952)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    port: int = 8000
+    vans: int = 3
+    lockers: int = 2
+    compartments: int = 12
+    state_dir: Path = Path("var/demo")
+    customers: bool = True
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise HubError(
+                f"port {port} is already in use; pick another with 'lastmile demo --port N'"
+            ) from None
+
+
+async def _customer_desk(
+    *, api: str, api_key: str, keypads: dict[str, SimKeypad], rng: random.Random
+) -> None:
+    """Creates a parcel every ~20 s through the API and types its code at the locker a bit later."""
+
+    def create(locker_id: str) -> dict[str, object]:
+        req = urllib.request.Request(  # noqa: S310 - our own loopback API, http only
+            f"{api}/api/v1/parcels",
+            data=json.dumps({"locker_id": locker_id}).encode(),
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our loopback API
+            return dict(json.loads(resp.read()))
+
+    async def pick_up_later(locker_id: str, code: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        keypads[locker_id].press(code + "#")
+
+    async with asyncio.TaskGroup() as tg:
+        await asyncio.sleep(8)
+        while True:
+            locker_id = rng.choice(sorted(keypads))
+            try:
+                parcel = await asyncio.to_thread(create, locker_id)
+            except OSError as err:  # 409 when the locker is full, or the hub is busy: try later
+                log.info("demo customer desk: no parcel for %s now (%s)", locker_id, err)
+            else:
+                log.info(
+                    "demo: parcel %s in %s compartment %s, code %s",
+                    parcel["id"],
+                    locker_id,
+                    parcel["compartment"],
+                    parcel["code"],
+                )
+                tg.create_task(pick_up_later(locker_id, str(parcel["code"]), rng.uniform(10, 40)))
+            await asyncio.sleep(rng.uniform(15, 25))
+
+
+async def _stdin_keypads(keypads: dict[str, SimKeypad]) -> None:
+    """Lines '<locker-id> <code>' from the terminal go to that locker's keypad.
+
+    Read on a daemon thread: a thread blocked in readline cannot be cancelled, and the loop's default
+    executor would hold up Ctrl-C until someone pressed Enter.
+    """
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        with contextlib.suppress(RuntimeError, OSError, ValueError):  # loop closed / stdin gone
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+
+    threading.Thread(target=read, name="demo-stdin", daemon=True).start()
+    while True:
+        parts = (await lines.get()).split()
+        if len(parts) != 2 or parts[0] not in keypads:
+            print(f"type '<locker-id> <code>' with a locker id of {sorted(keypads)}")
+            continue
+        try:
+            keypads[parts[0]].press(parts[1].rstrip("#") + "#")
+        except KeypadError as err:
+            print(f"not typed: {err}")
+
+
+async def run_demo(options: DemoOptions) -> None:
+    _check_port_free(options.port)
+    state = options.state_dir.resolve()
+    shutil.rmtree(state, ignore_errors=True)  # every demo starts a fresh day
+    state.mkdir(parents=True)
+
+    master_secret = secrets.token_urlsafe(48)
+    api_key = secrets.token_urlsafe(24)
+    broker = MosquittoBroker(data_dir=state / "mosquitto", persistence=True)
+    await asyncio.to_thread(broker.start)
+    try:
+        mqtt = MqttSettings(host=broker.host, port=broker.port, reconnect_max_s=5)
+        hub = HubSettings(
+            database_url=f"sqlite:///{state / 'hub.db'}",
+            mqtt=mqtt,
+            http_port=options.port,
+            code_master_secret=master_secret,
+            api_keys={hashlib.sha256(api_key.encode()).hexdigest(): Role.OPS},
+        )
+        vans = [
+            VehicleSettings(
+                device_id=f"van-{i}",
+                mqtt=mqtt,
+                state_dir=state / "vans",
+                sim=SimGnssSettings(origin_lat=DEPOT[0], origin_lon=DEPOT[1], seed=i),
+            )
+            for i in range(1, options.vans + 1)
+        ]
+        lockers = [
+            LockerSettings(
+                device_id=f"locker-{i}",
+                mqtt=mqtt,
+                state_dir=state / "lockers",
+                compartments=options.compartments,
+                code_key=derive_locker_key(master_secret.encode(), f"locker-{i}").hex(),
+                simulate_people=True,
+            )
+            for i in range(1, options.lockers + 1)
+        ]
+        keypads = {s.device_id: SimKeypad() for s in lockers}
+        hub_started = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_hub(hub, started=hub_started), name="hub")
+            await hub_started.wait()
+            for v in vans:
+                tg.create_task(run_vehicle(v), name=v.device_id)
+            for lk in lockers:
+                tg.create_task(run_locker(lk, keypad=keypads[lk.device_id]), name=lk.device_id)
+            api = f"http://127.0.0.1:{options.port}"
+            if options.customers:
+                tg.create_task(
+                    _customer_desk(api=api, api_key=api_key, keypads=keypads, rng=random.Random(7)),
+                    name="demo-customers",
+                )
+            if sys.stdin.isatty():
+                tg.create_task(_stdin_keypads(keypads), name="demo-stdin")
+            _banner(api=api, api_key=api_key, broker=broker, lockers=sorted(keypads))
+    finally:
+        await asyncio.to_thread(broker.close)
+
+
+def _banner(*, api: str, api_key: str, broker: MosquittoBroker, lockers: list[str]) -> None:
+    auth = f'-H "Authorization: Bearer {api_key}"'
+    print(
+        f"""
+Lastmile demo is running.
+  API docs (OpenAPI)  {api}/docs
+  Vans                curl {auth} {api}/api/v1/vehicles
+  A van's track       curl {auth} {api}/api/v1/vehicles/van-1/positions
+  Lockers             curl {auth} {api}/api/v1/lockers
+  New parcel          curl {auth} -H 'Content-Type: application/json' \\
+                           -d '{{"locker_id": "{lockers[0]}"}}' {api}/api/v1/parcels
+  Broker              mqtt://{broker.host}:{broker.port}  (mosquitto_sub -p {broker.port} -t '#' -v)
+  API key (ops)       {api_key}
+
+Type '<locker-id> <code>' and Enter to use a locker's keypad ({", ".join(lockers)}).
+A simulated customer desk creates a parcel every ~20 s and collects it later.
+Ctrl-C stops everything.
+""",
+        flush=True,
+    )
