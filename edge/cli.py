@@ -5,36 +5,18 @@ Pi with only the ``edge`` extra never loads the hub's dependencies.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
-import signal
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, EdgeError
+from edge.runner import run_until_signal
 
 
-def run_until_signal(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
-    """Run ``main`` until it ends or SIGINT/SIGTERM arrives; then cancel it and wait for its cleanup.
+def _locker_run(args: argparse.Namespace) -> int:
+    from locker.cli import run
 
-    Both signals mean "stop cleanly" (Ctrl-C in a terminal, ``systemctl stop`` in the field), so both
-    cancel the main task instead of raising KeyboardInterrupt in the middle of arbitrary code.
-    """
-
-    async def runner() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        await main()
-
-    with contextlib.suppress(asyncio.CancelledError):
-        asyncio.run(runner())
-    return 0
+    return run(args)
 
 
 def _edge_run(args: argparse.Namespace) -> int:
@@ -94,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, verb, handler, what in (
         ("edge", "run", _edge_run, "the van agent"),
-        ("locker", "run", _locker_run, "the locker agent"),
+        ("locker", "run", _locker_run, "the parcel-locker agent"),
         ("hub", "serve", _hub_serve, "the cloud hub (ingest + API)"),
     ):
         group = sub.add_parser(name, help=f"{what}")
@@ -116,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"lastmile: {err}", file=sys.stderr)
         return 2
+    except EdgeError as err:
+        print(f"lastmile: {err}", file=sys.stderr)
+        return 1
     except ModuleNotFoundError as err:
         print(
             f"lastmile: {err.name} is not installed; install the extra for this program, e.g. "

@@ -128,9 +128,11 @@ class Uplink:
         async with self._client() as client:
             self.stats.connects += 1
             self._backoff.reset()
-            await client.publish(self._status_topic, self._status_payload(True), qos=1, retain=True)
+            # Subscribe before announcing "online": a peer that reacts to our status by sending us
+            # something must find the subscription (and so the persistent session) in place.
             for topic_filter in self._subscriptions:
                 await client.subscribe(topic_filter, qos=1)
+            await client.publish(self._status_topic, self._status_payload(True), qos=1, retain=True)
             self._connected.set()
             log.info(
                 "connected to %s:%s as %s",

@@ -1,0 +1,16 @@
+"""``lastmile locker run --config F``: the locker agent as a command (wired in :mod:`edge.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from edge.runner import run_until_signal
+from edge.settings import load_settings
+from locker.settings import LockerSettings
+
+
+def run(args: argparse.Namespace) -> int:
+    from locker.app import run_locker
+
+    settings = load_settings(LockerSettings, args.config)
+    return run_until_signal(lambda: run_locker(settings))
