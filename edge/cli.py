@@ -28,15 +28,6 @@ def _edge_run(args: argparse.Namespace) -> int:
     return run_until_signal(lambda: run_vehicle(settings))
 
 
-def _locker_run(args: argparse.Namespace) -> int:
-    from edge.settings import load_settings
-    from locker.app import run_locker
-    from locker.settings import LockerSettings
-
-    settings = load_settings(LockerSettings, args.config)
-    return run_until_signal(lambda: run_locker(settings))
-
-
 def _hub_serve(args: argparse.Namespace) -> int:
     from cloud.hub import run_hub
     from cloud.settings import HubSettings
