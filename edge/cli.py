@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Alembic narrates every plugin it loads at INFO; our own migrate() logs the outcome.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         code: int = args.handler(args)
     except ConfigError as err:
