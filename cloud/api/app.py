@@ -1,0 +1,62 @@
+"""The FastAPI application, built by :func:`create_app` from what the composition root hands it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.api.auth_keys import ApiKeys
+from cloud.api.context import HubContext
+from cloud.api.problems import install_problem_handlers
+from cloud.api.routes import lockers, parcels, vehicles
+from cloud.api.schemas import Health
+from cloud.settings import HubSettings
+
+API_PREFIX = "/api/v1"
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", response_model=Health)
+    async def healthz() -> Health:
+        """Liveness only: answers while the process serves HTTP, without touching the database."""
+        return Health()
+
+    return router
+
+
+def create_app(
+    *,
+    settings: HubSettings,
+    session_factory: sessionmaker[Session],
+    dispatcher_wakeup: asyncio.Event | None = None,
+) -> FastAPI:
+    """The API over ``session_factory``; ``dispatcher_wakeup`` is set after each outbox write.
+
+    Nothing is built at import time, so tests make as many apps as they like, each on its own
+    database.
+    """
+    app = FastAPI(
+        title="Lastmile hub",
+        summary="Fleet positions, parcel lockers and pickup codes.",
+        version="0.1.0",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.hub = HubContext(
+        settings=settings,
+        session_factory=session_factory,
+        api_keys=ApiKeys(settings.api_keys),
+        dispatcher_wakeup=dispatcher_wakeup,
+    )
+    install_problem_handlers(app)
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(_health_router())
+    api.include_router(vehicles.router)
+    api.include_router(lockers.router)
+    api.include_router(parcels.router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,78 @@
+"""Who may do what. A key's role decides; the matrix is data, so it can be read and tested at once.
+
+=============  ======  ===========  ====
+permission     viewer  integration  ops
+=============  ======  ===========  ====
+read fleet     yes     no           yes
+read parcels   yes     yes          yes
+create parcel  no      yes          yes
+=============  ======  ===========  ====
+
+A missing or unknown key is 401 (with ``WWW-Authenticate``); a known key without the permission 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from cloud.api.context import HubContext, get_context
+from cloud.settings import Role
+
+
+class Permission(StrEnum):
+    READ_FLEET = "read fleet"
+    READ_PARCELS = "read parcels"
+    CREATE_PARCELS = "create parcels"
+
+
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OPS: frozenset(Permission),
+    Role.VIEWER: frozenset({Permission.READ_FLEET, Permission.READ_PARCELS}),
+    Role.INTEGRATION: frozenset({Permission.READ_PARCELS, Permission.CREATE_PARCELS}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    role: Role
+
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key itself")
+
+
+async def current_principal(
+    context: Annotated[HubContext, Depends(get_context)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_header)],
+) -> Principal:
+    """The caller, from ``Authorization: Bearer`` or ``X-API-Key``. Raises 401 if unknown."""
+    key = bearer.credentials if bearer is not None else header_key
+    role = context.api_keys.role_of(key) if key else None
+    if role is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return Principal(role=role)
+
+
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets through only callers whose role holds ``permission`` (else 403)."""
+
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if permission not in PERMISSIONS[principal.role]:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"role {principal.role} may not {permission}",
+            )
+        return principal
+
+    return check

@@ -1,0 +1,27 @@
+"""What every request may need, built once in ``create_app`` and kept on ``app.state``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.api.auth_keys import ApiKeys
+from cloud.settings import HubSettings
+
+
+@dataclass(frozen=True, slots=True)
+class HubContext:
+    settings: HubSettings
+    session_factory: sessionmaker[Session]
+    api_keys: ApiKeys
+    dispatcher_wakeup: asyncio.Event | None
+
+
+def get_context(request: Request) -> HubContext:
+    context = request.app.state.hub
+    if not isinstance(context, HubContext):
+        raise RuntimeError("the app was not built by cloud.api.app.create_app")
+    return context

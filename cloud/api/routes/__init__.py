@@ -1,0 +1,1 @@
+"""One thin router per resource; the logic lives in :mod:`cloud.services`."""

@@ -1,0 +1,88 @@
+"""API schemas, apart from the tables: ``XCreate`` in, ``XPublic`` out, ``XsPublic(data, count)``.
+
+No schema carries a code hash; only :class:`ParcelCreatedPublic` carries the code, once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from protocol.messages import DeviceId
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class PositionPublic(_Out):
+    t: AwareDatetime
+    lat: float
+    lon: float
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+    alt_m: float | None = None
+    hdop: float | None = None
+    sats: int | None = None
+    fix: Literal["2d", "3d"] | None = None
+
+
+class PositionsPublic(BaseModel):
+    data: list[PositionPublic]
+    count: int
+
+
+class VehiclePublic(_Out):
+    id: str
+    online: bool
+    last_seen: AwareDatetime | None
+    version: str
+    last_position: PositionPublic | None
+
+
+class VehiclesPublic(BaseModel):
+    data: list[VehiclePublic]
+    count: int
+
+
+class LockerPublic(_Out):
+    id: str
+    online: bool
+    last_seen: AwareDatetime | None
+    version: str
+    compartments: int = Field(description="0 until the locker has reported its status")
+    occupied: int = Field(description="compartments holding a parcel awaiting pickup")
+
+
+class LockersPublic(BaseModel):
+    data: list[LockerPublic]
+    count: int
+
+
+class ParcelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    locker_id: DeviceId
+    compartment: int | None = Field(
+        default=None, ge=1, le=512, description="omit to let the hub pick a free compartment"
+    )
+
+
+class ParcelPublic(_Out):
+    id: uuid.UUID
+    locker_id: str
+    compartment: int
+    status: Literal["awaiting_pickup", "picked_up"]
+    created_at: AwareDatetime
+    valid_until: AwareDatetime
+    picked_up_at: AwareDatetime | None
+
+
+class ParcelCreatedPublic(ParcelPublic):
+    code: str = Field(description="the pickup code; returned only in this response, never again")

@@ -1,0 +1,111 @@
+"""The hub's composition root: the one place that builds the database, ingest, dispatcher and API.
+
+Everything runs in one ``asyncio.TaskGroup``; cancelling :func:`run_hub` stops all of it (the API
+finishes the requests in flight, MQTT sessions disconnect, unacknowledged messages stay at the
+broker for next time) and disposes of the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+
+from cloud.api.app import create_app
+from cloud.db import make_engine, make_session_factory, migrate
+from cloud.dispatch import OutboundDispatcher
+from cloud.errors import HubError
+from cloud.ingest import IngestWorker
+from cloud.settings import HubSettings
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to its caller and reports when it is listening."""
+
+    def __init__(self, config: uvicorn.Config, *, started: asyncio.Event | None) -> None:
+        super().__init__(config)
+        self._started_event = started
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn installs SIGINT/SIGTERM handlers here; Ctrl-C belongs to whoever runs the hub.
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        except SystemExit:
+            # uvicorn exits the process when it cannot bind or the app's startup fails; inside a
+            # task, SystemExit would tear through the event loop instead of reaching our caller.
+            raise HubError(
+                f"the API could not start on {self.config.host}:{self.config.port}; "
+                "see the log above"
+            ) from None
+        if self.started and self._started_event is not None:
+            self._started_event.set()
+
+
+async def _serve(server: _Server) -> None:
+    """Run uvicorn; on cancellation let it shut down gracefully (it polls ``should_exit``)."""
+    task = asyncio.create_task(server.serve(), name="hub-uvicorn")
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await task
+        raise
+    raise HubError("the API server stopped on its own")
+
+
+async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None) -> None:
+    """Migrate, then run ingest, the outbox dispatcher and the API until cancelled.
+
+    ``started`` is set once the API accepts connections. Raises :class:`HubError` if the API
+    cannot start; migrations errors propagate as raised by Alembic/SQLAlchemy.
+    """
+    await asyncio.to_thread(migrate, settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        session_factory = make_session_factory(engine)
+        wakeup = asyncio.Event()
+        ingest = IngestWorker(
+            settings=settings.mqtt,
+            session_factory=session_factory,
+            client_id=f"{settings.client_id}-ingest",
+            group=settings.ingest_group,
+        )
+        dispatcher = OutboundDispatcher(
+            settings=settings.mqtt,
+            session_factory=session_factory,
+            client_id=f"{settings.client_id}-dispatch",
+            wakeup=wakeup,
+        )
+        app = create_app(
+            settings=settings, session_factory=session_factory, dispatcher_wakeup=wakeup
+        )
+        config = uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        server = _Server(config, started=started)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(ingest.run(), name="hub-ingest")
+                tg.create_task(dispatcher.run(), name="hub-dispatch")
+                tg.create_task(_serve(server), name="hub-api")
+        except* HubError as group:
+            raise group.exceptions[0] from None  # callers catch HubError, not a group of one
+    finally:
+        engine.dispose()
+        log.info("hub stopped")

@@ -1,0 +1,280 @@
+"""Ingest: device messages from the broker into the database, at least once and without duplicates.
+
+- One MQTT 5 persistent session with shared subscriptions (``$share/<group>/...``), so several hubs
+  can split the load and the broker queues QoS 1 messages while the hub restarts.
+- Messages are acknowledged only after the transaction holding them committed: a crash in between
+  means a redelivery, and the message-id primary key of ``ingested_messages`` makes that harmless.
+- Whatever cannot be used (bad topic, undecodable payload, a device speaking for another id) goes
+  to ``dead_letters`` with its raw bytes and is acknowledged: a poison message must not block the
+  queue.
+- Batches: after the first message, whatever else is already queued (up to ``batch_max``, waiting at
+  most ``batch_window_s`` once) is written in one transaction.
+- Database work runs in a worker thread (``asyncio.to_thread``) so the API keeps answering while a
+  batch is written. A storage error drops the connection unacknowledged and reconnects with backoff,
+  so the broker redelivers the batch once the database is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiomqtt
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.mqtt import connected, hub_client, raise_if_cancelled
+from cloud.services.ingest import Accepted, Rejected, StoreResult, store_batch
+from edge.backoff import Backoff
+from edge.settings import MqttSettings
+from protocol.codec import decode
+from protocol.errors import DecodeError, TopicError
+from protocol.messages import DeviceStatus, LockerEvent, Message, TelemetryBatch, VehicleEvent
+from protocol.topics import Channel, DeviceKind, parse_topic, shared, subscription
+
+log = logging.getLogger(__name__)
+
+MAX_DEAD_LETTER_BYTES = 256 * 1024
+MAX_SEQ = 2**63 - 1  # the protocol leaves seq unbounded; the database column is 64-bit
+
+EXPECTED: dict[tuple[DeviceKind, Channel], type[Message]] = {
+    (DeviceKind.VEHICLE, Channel.TELEMETRY): TelemetryBatch,
+    (DeviceKind.VEHICLE, Channel.EVENTS): VehicleEvent,
+    (DeviceKind.VEHICLE, Channel.STATUS): DeviceStatus,
+    (DeviceKind.LOCKER, Channel.EVENTS): LockerEvent,
+    (DeviceKind.LOCKER, Channel.STATUS): DeviceStatus,
+}
+"""What the hub ingests, and the one message type each of those topics may carry."""
+
+
+def subscriptions(group: str) -> list[str]:
+    """The shared subscriptions of ingest worker group ``group``."""
+    return [shared(group, subscription(kind, channel)) for kind, channel in EXPECTED]
+
+
+def _sender(message: Message) -> tuple[DeviceKind, str]:
+    if isinstance(message, TelemetryBatch | VehicleEvent):
+        return DeviceKind.VEHICLE, message.vehicle_id
+    if isinstance(message, LockerEvent):
+        return DeviceKind.LOCKER, message.locker_id
+    if isinstance(message, DeviceStatus):
+        return DeviceKind(message.kind), message.device_id
+    raise TypeError(f"the hub does not ingest {type(message).__name__}")
+
+
+def classify(topic: str, payload: bytes) -> Accepted | Rejected:
+    """Turn one received message into something to store or to dead-letter. Never raises.
+
+    A message is accepted only if its topic is one we ingest, its payload decodes as that topic's
+    message type, and the device named in the message is the one named in the topic (a device may
+    only speak for itself: broker ACLs are per topic, not per payload).
+    """
+
+    def reject(topic_kind: str, reason: str, detail: str = "") -> Rejected:
+        return Rejected(
+            topic=topic,
+            topic_kind=topic_kind,
+            reason=reason,
+            detail=detail,
+            payload=payload[:MAX_DEAD_LETTER_BYTES],
+        )
+
+    try:
+        info = parse_topic(topic)
+    except TopicError as err:
+        return reject("unknown", "bad topic", err.reason)
+    topic_kind = f"{info.kind}/{info.channel}"
+    expected = EXPECTED.get((info.kind, info.channel))
+    if expected is None:
+        return reject(topic_kind, "not an ingest topic")
+    try:
+        message = decode(payload, expected)
+    except DecodeError as err:
+        return reject(topic_kind, err.reason, err.detail)
+    kind, device_id = _sender(message)
+    if kind != info.kind:
+        return reject(topic_kind, "device kind mismatch", f"{kind} status on a {info.kind} topic")
+    if device_id != info.device_id:
+        return reject(topic_kind, "device id mismatch", f"{device_id!r} in the message")
+    seq = getattr(message, "seq", None)
+    if seq is not None and seq > MAX_SEQ:
+        return reject(topic_kind, "seq out of range", f"seq={seq} does not fit 64 bits")
+    return Accepted(topic=topic, message=message, payload=payload)
+
+
+@dataclass
+class IngestStats:
+    """What ingest did since start; ``dead_letters`` counts by (topic kind, reason)."""
+
+    connects: int = 0
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)
+    last_error: str = ""
+
+    def count(self, result: StoreResult, rejected: Sequence[Rejected]) -> None:
+        self.batches += 1
+        self.stored += result.stored
+        self.duplicates += result.duplicates
+        for r in rejected:
+            self.dead_letters[(r.topic_kind, r.reason)] += 1
+
+
+class IngestWorker:
+    """Consumes device messages until cancelled. Run :meth:`run` in the hub's task group."""
+
+    def __init__(
+        self,
+        *,
+        settings: MqttSettings,
+        session_factory: sessionmaker[Session],
+        client_id: str,
+        group: str = "hub",
+        batch_max: int = 500,
+        batch_window_s: float = 0.005,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if batch_max < 1:
+            raise ValueError(f"batch_max must be at least 1, got {batch_max}")
+        if batch_window_s < 0:
+            raise ValueError(f"batch_window_s must not be negative, got {batch_window_s}")
+        self._settings = settings
+        self._session_factory = session_factory
+        self._client_id = client_id
+        self._subscriptions = subscriptions(group)
+        self._batch_max = batch_max
+        self._batch_window_s = batch_window_s
+        self._backoff = backoff or Backoff(
+            minimum=settings.reconnect_min_s, maximum=settings.reconnect_max_s
+        )
+        self._ready = asyncio.Event()
+        self.stats = IngestStats()
+
+    async def wait_ready(self) -> None:
+        """Return once subscribed: from then on, every matching message is ours to store."""
+        await self._ready.wait()
+
+    async def run(self) -> None:
+        """Stay connected until cancelled; reconnect with backoff after broker or storage errors."""
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError as err:
+                raise_if_cancelled()
+                self.stats.last_error = f"broker: {err}"
+                log.warning("ingest lost the broker (%s); reconnecting", err)
+            except SQLAlchemyError as err:
+                self.stats.last_error = f"storage: {err}"
+                log.error(
+                    "ingest could not store a batch (%s); reconnecting so the broker redelivers it",
+                    err,
+                )
+            self._ready.clear()
+            await asyncio.sleep(self._backoff.next_delay())
+
+    async def _session(self) -> None:
+        client = hub_client(settings=self._settings, client_id=self._client_id, manual_ack=True)
+        async with connected(client):
+            self.stats.connects += 1
+            await client.subscribe([(topic_filter, 1) for topic_filter in self._subscriptions])
+            raise_if_cancelled()
+            self._backoff.reset()
+            self._ready.set()
+            log.info("ingest subscribed to %s", ", ".join(self._subscriptions))
+            while True:
+                batch = await self._next_batch(client)
+                await self.handle(batch)
+                for message in batch:
+                    if message.qos > 0:
+                        client._client.ack(message.mid, message.qos)
+
+    async def _next_batch(self, client: aiomqtt.Client) -> list[aiomqtt.Message]:
+        """Wait for one message, then take what is queued; wait one short window for stragglers.
+
+        No ``asyncio.timeout`` around a receive: cancelling a receive that just got its message
+        would drop that message, so the window is a plain sleep followed by a non-blocking drain.
+        """
+        messages = client.messages
+        batch = [await anext(messages)]
+        while len(batch) < self._batch_max and len(messages) > 0:
+            batch.append(await anext(messages))
+        if len(batch) < self._batch_max and self._batch_window_s > 0:
+            await asyncio.sleep(self._batch_window_s)
+            while len(batch) < self._batch_max and len(messages) > 0:
+                batch.append(await anext(messages))
+        return batch
+
+    async def handle(self, batch: Sequence[aiomqtt.Message]) -> None:
+        """Classify and store ``batch`` in one transaction (in a thread). Raises SQLAlchemyError."""
+        items = [
+            classify(m.topic.value, m.payload if isinstance(m.payload, bytes) else b"")
+            for m in batch
+        ]
+        rejected = [i for i in items if isinstance(i, Rejected)]
+        for r in rejected:
+            log.warning("dead-lettered a message on %s: %s %s", r.topic, r.reason, r.detail[:200])
+        result, unstorable = await asyncio.to_thread(self._store, items, datetime.now(UTC))
+        self.stats.received += len(batch)
+        self.stats.count(result, [*rejected, *unstorable])
+
+    def _store(
+        self, items: Sequence[Accepted | Rejected], received_at: datetime
+    ) -> tuple[StoreResult, list[Rejected]]:
+        """Store ``items`` in one transaction; if the database refuses one of them, store them one
+        by one and dead-letter those it refuses alone, so that one poison message cannot stall
+        ingest forever. Connection errors propagate (the batch stays unacknowledged)."""
+        try:
+            return self._store_together(items, received_at), []
+        except Exception as err:
+            if not _is_data_error(err):
+                raise
+            log.warning("a batch of %d was refused (%s); storing one by one", len(items), err)
+        total = StoreResult()
+        unstorable: list[Rejected] = []
+        for item in items:
+            try:
+                one = self._store_together([item], received_at)
+            except Exception as err:
+                if not _is_data_error(err) or isinstance(item, Rejected):
+                    raise
+                letter = _unstorable(item, err)
+                log.warning("dead-lettered a message on %s: %s", item.topic, letter.detail)
+                unstorable.append(letter)
+                one = self._store_together([letter], received_at)
+            total = StoreResult(
+                stored=total.stored + one.stored,
+                duplicates=total.duplicates + one.duplicates,
+                dead_letters=total.dead_letters + one.dead_letters,
+            )
+        return total, unstorable
+
+    def _store_together(
+        self, items: Sequence[Accepted | Rejected], received_at: datetime
+    ) -> StoreResult:
+        with self._session_factory() as session, session.begin():
+            return store_batch(session, items, received_at=received_at)
+
+
+def _is_data_error(err: Exception) -> bool:
+    """Whether ``err`` is about the data (retrying cannot help) rather than the connection."""
+    if isinstance(err, DataError | IntegrityError | OverflowError | ValueError):
+        return True
+    # A StatementError that is not a DBAPIError failed while binding parameters, on our side.
+    return isinstance(err, StatementError) and not isinstance(err, DBAPIError)
+
+
+def _unstorable(item: Accepted, err: Exception) -> Rejected:
+    info = parse_topic(item.topic)  # valid: the message was accepted
+    return Rejected(
+        topic=item.topic,
+        topic_kind=f"{info.kind}/{info.channel}",
+        reason="unstorable",
+        detail=f"{type(err).__name__}: {str(err)[:200]}",
+        payload=item.payload[:MAX_DEAD_LETTER_BYTES],
+    )

@@ -1,0 +1,78 @@
+"""The hub's settings: one TOML file plus ``LASTMILE_...`` environment variables.
+
+Load them with :func:`edge.settings.load_settings` (``load_settings(HubSettings, path)``), never at
+import time: tests and the composition root build their own instance.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, SecretStr, StringConstraints, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edge.settings import MqttSettings
+
+MIN_SECRET_CHARS = 32
+_PLACEHOLDER_WORDS = ("changeme", "change-me", "change_me", "secret", "password", "example", "xxxx")
+
+
+class Role(StrEnum):
+    """What an API key may do; :mod:`cloud.api.auth` holds the matrix (``ops`` may do anything)."""
+
+    OPS = "ops"
+    INTEGRATION = "integration"
+    VIEWER = "viewer"
+
+
+KeyDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class HubSettings(BaseSettings):
+    """Everything the hub needs to start: storage, broker, HTTP listener, secrets and API keys."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LASTMILE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    database_url: str = Field(
+        default="sqlite:///./var/lastmile.db",
+        description="Any SQLAlchemy URL: SQLite by default, 'postgresql+psycopg://...' in production",
+    )
+    mqtt: MqttSettings = MqttSettings()
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    code_master_secret: SecretStr = Field(
+        description="Derives every locker's code key. Losing it invalidates every code in flight.",
+    )
+    api_keys: dict[KeyDigest, Role] = Field(
+        default_factory=dict,
+        description="SHA-256 hex digest of an API key -> its role; the keys are never stored",
+    )
+    ingest_group: str = Field(default="hub", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    client_id: str = Field(default="hub", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
+    grant_validity_h: int = Field(default=72, ge=1, le=24 * 365)
+    code_digits: int = Field(default=8, ge=6, le=12)
+
+    @field_validator("code_master_secret")
+    @classmethod
+    def _refuse_weak_secret(cls, value: SecretStr) -> SecretStr:
+        """A placeholder secret would make every locker code guessable offline from a grant."""
+        raw = value.get_secret_value()
+        if len(raw) < MIN_SECRET_CHARS:
+            raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters")
+        lowered = raw.lower()
+        if any(word in lowered for word in _PLACEHOLDER_WORDS) or len(set(raw)) < 8:
+            raise ValueError(
+                "looks like a placeholder; generate one with "
+                "'python -c \"import secrets; print(secrets.token_urlsafe(48))\"'"
+            )
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _lowercase_digests(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {str(k).lower(): v for k, v in value.items()}
+        return value
