@@ -1,48 +1,47 @@
-"""``lastmile hub serve --config hub.toml``: the hub's command line.
+"""Handlers of the hub's subcommands (``lastmile hub serve``, ``lastmile demo``); the parser lives in
+:mod:`edge.cli`, which imports this module only when one of them runs.
 
-:func:`register` adds the subcommand to a parent parser; its handler is ``args.handler``. Ctrl-C and
-SIGTERM stop the hub cleanly (exit status 0, no traceback, via :func:`edge.runner.run_until_signal`);
-an invalid config prints what is wrong and exits 2; an API that cannot start exits 1.
+Ctrl-C and SIGTERM stop cleanly (exit status 0, no traceback, via
+:func:`edge.runner.run_until_signal`); an invalid config exits 2 (reported by :mod:`edge.cli`); a
+hub that cannot start (port taken, broker missing) prints why and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from cloud.errors import HubError
-from cloud.hub import run_hub
-from cloud.settings import HubSettings
-from edge.errors import ConfigError
 from edge.runner import run_until_signal
 from edge.settings import load_settings
 
 
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add ``hub serve`` to a parent parser's subcommands."""
-    hub = subparsers.add_parser("hub", help="the cloud hub: ingest, storage, API")
-    commands = hub.add_subparsers(dest="verb", required=True)
-    serve = commands.add_parser("serve", help="run the hub until Ctrl-C or SIGTERM")
-    serve.add_argument(
-        "--config", type=Path, default=None, help="TOML file (LASTMILE_... variables override it)"
-    )
-    serve.set_defaults(handler=serve_command)
-
-
-add_hub_parser = register
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    """Handler of ``hub serve``; returns the process exit status."""
+def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
     try:
-        settings = load_settings(HubSettings, args.config)
-    except ConfigError as err:
-        print(f"lastmile: {err}", file=sys.stderr)
-        return 2
-    try:
-        return run_until_signal(lambda: run_hub(settings))
+        return run_until_signal(main)
     except HubError as err:
         print(f"lastmile: {err}", file=sys.stderr)
         return 1
+
+
+def serve(args: argparse.Namespace) -> int:
+    from cloud.hub import run_hub
+    from cloud.settings import HubSettings
+
+    settings = load_settings(HubSettings, args.config)
+    return _run(lambda: run_hub(settings))
+
+
+def demo(args: argparse.Namespace) -> int:
+    from cloud.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        port=args.port,
+        vans=args.vans,
+        lockers=args.lockers,
+        compartments=args.compartments,
+        state_dir=args.state_dir,
+    )
+    return _run(lambda: run_demo(options))

@@ -29,25 +29,15 @@ def _edge_run(args: argparse.Namespace) -> int:
 
 
 def _hub_serve(args: argparse.Namespace) -> int:
-    from cloud.hub import run_hub
-    from cloud.settings import HubSettings
-    from edge.settings import load_settings
+    from cloud.cli import serve
 
-    settings = load_settings(HubSettings, args.config)
-    return run_until_signal(lambda: run_hub(settings))
+    return serve(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cloud.demo import DemoOptions, run_demo
+    from cloud.cli import demo
 
-    options = DemoOptions(
-        port=args.port,
-        vans=args.vans,
-        lockers=args.lockers,
-        compartments=args.compartments,
-        state_dir=args.state_dir,
-    )
-    return run_until_signal(lambda: run_demo(options))
+    return demo(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -10,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,10 +16,10 @@ import httpx
 import pytest
 
 from cloud.broker import MosquittoBroker, free_port, wait_for_port
-from cloud.cli import register
 from cloud.errors import HubError
 from cloud.hub import run_hub
 from cloud.settings import Role
+from edge.cli import build_parser
 from edge.settings import MqttSettings
 from protocol.codec import encode
 from protocol.messages import DeviceStatus
@@ -70,25 +68,13 @@ def test_the_hub_serves_ingests_and_stops_cleanly(
     asyncio.run(story())
 
 
-def test_hub_serve_is_registered_as_a_subcommand() -> None:
-    parser = argparse.ArgumentParser(prog="lastmile")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["hub", "serve", "--config", "hub.toml"])
+def test_hub_serve_is_a_subcommand_of_lastmile() -> None:
+    args = build_parser().parse_args(["hub", "serve", "--config", "hub.toml"])
     assert args.config == Path("hub.toml")
     assert callable(args.handler)
 
 
-RUNNER = textwrap.dedent(
-    """
-    import argparse, logging, sys
-    from cloud.cli import register
-    logging.basicConfig(level=logging.INFO)
-    parser = argparse.ArgumentParser(prog="lastmile")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(sys.argv[1:])
-    sys.exit(args.handler(args))
-    """
-)
+LASTMILE = [sys.executable, "-m", "edge.cli"]
 
 
 def _config(tmp_path: Path, *, mqtt_port: int, http_port: int) -> Path:
@@ -113,7 +99,7 @@ def test_hub_serve_stops_on_a_signal_without_a_traceback(
     log = tmp_path / "hub.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-c", RUNNER, "hub", "serve", "--config", str(config)],
+            [*LASTMILE, "hub", "serve", "--config", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
@@ -139,7 +125,7 @@ def test_hub_serve_explains_a_bad_config(tmp_path: Path) -> None:
     config = tmp_path / "hub.toml"
     config.write_text('code_master_secret = "changeme"\n')
     done = subprocess.run(
-        [sys.executable, "-c", RUNNER, "hub", "serve", "--config", str(config)],
+        [*LASTMILE, "hub", "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -160,3 +146,20 @@ def test_a_taken_http_port_is_a_hub_error(mqtt_settings: MqttSettings, tmp_path:
         )
         with pytest.raises(HubError, match=f"could not start on 127.0.0.1:{port}"):
             asyncio.run(asyncio.wait_for(run_hub(settings), timeout=20))
+
+
+def test_a_taken_port_is_explained_by_the_cli(tmp_path: Path, broker: MosquittoBroker) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = _config(tmp_path, mqtt_port=broker.port, http_port=taken.getsockname()[1])
+        done = subprocess.run(
+            [*LASTMILE, "hub", "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "could not start" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,82 @@
+"""The README's first promise: `lastmile demo` shows 3 moving vans and 2 lockers within 60 s, and
+Ctrl-C stops everything with no orphan process and no stack trace."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cloud.broker import free_port
+
+
+def _get(url: str, key: str) -> dict[str, object]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in args:
+            found.append(args)
+    return found
+
+
+@pytest.mark.slow
+def test_the_demo_shows_moving_vans_and_lockers_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    state = tmp_path / "demo-state"
+    out = (tmp_path / "out.txt").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "demo", "--port", str(port), "--state-dir", str(state)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    started = time.monotonic()
+    try:
+        key = None
+        while key is None:
+            assert time.monotonic() - started < 60, Path(out.name).read_text()
+            assert proc.poll() is None, Path(out.name).read_text()
+            m = re.search(r"API key \(ops\)\s+(\S+)", Path(out.name).read_text())
+            key = m.group(1) if m else None
+            time.sleep(0.1)
+        api = f"http://127.0.0.1:{port}/api/v1"
+        first: dict[str, object] = {}
+        while True:
+            assert time.monotonic() - started < 60, "no 3 moving vans and 2 lockers within 60 s"
+            vans = {v["id"]: v for v in _get(f"{api}/vehicles", key)["data"]}  # type: ignore[attr-defined]
+            lockers = _get(f"{api}/lockers", key)["data"]
+            positioned = {i: v["last_position"] for i, v in vans.items() if v.get("last_position")}
+            for i, p in positioned.items():
+                first.setdefault(i, p)
+            moved = [i for i, p in positioned.items() if p != first[i]]
+            if len(positioned) == 3 and len(moved) == 3 and len(lockers) == 2:  # type: ignore[arg-type]
+                break
+            time.sleep(0.5)
+        assert sorted(vans) == ["van-1", "van-2", "van-3"]
+        assert {lk["id"] for lk in lockers} == {"locker-1", "locker-2"}  # type: ignore[index,union-attr]
+        assert all(lk["compartments"] == 12 for lk in lockers)  # type: ignore[index,union-attr]
+        track = _get(f"{api}/vehicles/van-1/positions", key)["data"]
+        assert len(track) >= 2  # type: ignore[arg-type]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    text = Path(out.name).read_text()
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert _processes_mentioning(str(state)) == [], "an orphan process survived the demo"
