@@ -1,0 +1,1 @@
+"""Benchmarks: each runs as ``python -m bench.NAME`` from the repo root and prints one JSON line last."""
