@@ -22,8 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.models import OutboundMessage
-from cloud.mqtt import connected, hub_client, raise_if_cancelled
 from edge.backoff import Backoff
+from edge.mqtt import connected, make_client, raise_if_cancelled
 from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class OutboundDispatcher:
         """Stay connected until cancelled; reconnect with backoff after broker or storage errors."""
         while True:
             try:
-                client = hub_client(
+                client = make_client(
                     settings=self._settings, client_id=self._client_id, manual_ack=False
                 )
                 async with connected(client):

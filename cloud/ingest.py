@@ -27,9 +27,9 @@ import aiomqtt
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.mqtt import connected, hub_client, raise_if_cancelled
 from cloud.services.ingest import Accepted, Rejected, StoreResult, store_batch
 from edge.backoff import Backoff
+from edge.mqtt import connected, make_client, raise_if_cancelled
 from edge.settings import MqttSettings
 from protocol.codec import decode
 from protocol.errors import DecodeError, TopicError
@@ -179,7 +179,7 @@ class IngestWorker:
             await asyncio.sleep(self._backoff.next_delay())
 
     async def _session(self) -> None:
-        client = hub_client(settings=self._settings, client_id=self._client_id, manual_ack=True)
+        client = make_client(settings=self._settings, client_id=self._client_id, manual_ack=True)
         async with connected(client):
             self.stats.connects += 1
             await client.subscribe([(topic_filter, 1) for topic_filter in self._subscriptions])

@@ -1,4 +1,5 @@
-"""The hub's MQTT 5 clients (ingest and dispatch), built one way from :class:`MqttSettings`."""
+"""MQTT 5 clients for every program (agents' uplinks, the hub's ingest and dispatch), built one way
+from :class:`~edge.settings.MqttSettings`, and two guards against aiomqtt/asyncio pitfalls."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from paho.mqtt.properties import Properties
 from edge.settings import MqttSettings
 
 
-def hub_client(*, settings: MqttSettings, client_id: str, manual_ack: bool) -> aiomqtt.Client:
+def make_client(
+    *,
+    settings: MqttSettings,
+    client_id: str,
+    manual_ack: bool,
+    will: aiomqtt.Will | None = None,
+    max_inflight: int | None = None,
+) -> aiomqtt.Client:
     """A persistent-session MQTT 5 client.
 
     Clean start is off and the session outlives a disconnect, so QoS 1 messages published while the
@@ -40,8 +48,13 @@ def hub_client(*, settings: MqttSettings, client_id: str, manual_ack: bool) -> a
         properties=props,
         keepalive=settings.keepalive_s,
         tls_context=tls,
+        will=will,
+        max_inflight_messages=max_inflight,
         timeout=30,
     )
+    if max_inflight is not None:
+        # aiomqtt warns past 10 pending calls; a publisher with a window expects more.
+        client.pending_calls_threshold = max_inflight + 10
     if manual_ack:
         client._client.manual_ack_set(True)
     return client
@@ -84,4 +97,14 @@ async def connected(client: aiomqtt.Client, *, settle_s: float = 2.0) -> AsyncIt
     except BaseException as exc:
         await client.__aexit__(type(exc), exc, exc.__traceback__)
         raise
+    finally:
+        _retrieve_disconnect_reason(client)
     await client.__aexit__(None, None, None)
+
+
+def _retrieve_disconnect_reason(client: aiomqtt.Client) -> None:
+    """Mark aiomqtt's disconnect future as seen: when nobody iterated messages at that moment, its
+    exception would otherwise be logged at exit as "Future exception was never retrieved"."""
+    fut = client._disconnected
+    if fut.done() and not fut.cancelled():
+        fut.exception()
