@@ -16,13 +16,15 @@ from gpiozero import Factory
 from gpiozero.pins.mock import MockFactory
 
 from edge.outbox import Outbox
-from locker.agent import LockerAgent
+from locker.agent import Clock, LockerAgent, utcnow
 from locker.errors import HardwareInitError
 from locker.grants import GrantStore
-from locker.hardware import LockerHardware, make_pin_factory
+from locker.hardware import Board, LockerHardware, make_pin_factory
 from locker.keypad import Keypad, SimKeypad, StdinKeypad
+from locker.lockout import Lockout, LockoutPolicy
 from locker.settings import LockerSettings
 from locker.sim import SimulatedPeople
+from locker.state import LockerState
 
 log = logging.getLogger(__name__)
 
@@ -34,31 +36,68 @@ def make_keypad(kind: Literal["sim", "stdin"]) -> Keypad:
     return SimKeypad()
 
 
+def open_board(settings: LockerSettings, *, pin_factory: Factory) -> Board:
+    """The lock board of the ``board`` setting, every relay off. pymodbus is imported only when
+    the Modbus board is selected."""
+    if settings.board == "modbus":
+        from locker.modbus import ModbusBoard
+
+        assert settings.modbus is not None  # the settings refuse board 'modbus' without it
+        return ModbusBoard.open(settings.modbus, compartments=settings.compartments)
+    return LockerHardware.from_settings(settings, pin_factory=pin_factory)
+
+
 @contextlib.contextmanager
 def open_locker(
-    settings: LockerSettings, *, pin_factory: Factory, keypad: Keypad | None = None
+    settings: LockerSettings,
+    *,
+    pin_factory: Factory,
+    keypad: Keypad | None = None,
+    board: Board | None = None,
+    clock: Clock = utcnow,
 ) -> Iterator[LockerAgent]:
-    """Claim the pins, open the grant store and outbox, and build the agent; release all on exit.
+    """Claim the board (relays off first), open the stores and the outbox, and build the agent;
+    release all on exit.
 
-    Raises :class:`~locker.errors.HardwareInitError`, :class:`~locker.errors.GrantStoreError` or
-    :class:`~edge.errors.OutboxError` when a part cannot be opened (those opened are closed again).
+    Raises :class:`~locker.errors.HardwareInitError`, :class:`~locker.errors.GrantStoreError`,
+    :class:`~locker.errors.StateStoreError` or :class:`~edge.errors.OutboxError` when a part cannot
+    be opened (those opened are closed again).
     """
-    state = settings.state_dir
+    state_dir = settings.state_dir
+    name = settings.device_id
     with contextlib.ExitStack() as stack:
-        hardware = stack.enter_context(
-            LockerHardware.from_settings(settings, pin_factory=pin_factory)
-        )
+        if board is None:
+            board = open_board(settings, pin_factory=pin_factory)
+            stack.callback(board.close)
         grants = stack.enter_context(
-            GrantStore(state / f"{settings.device_id}-grants.db", locker_key=settings.locker_key())
+            GrantStore(state_dir / f"{name}-grants.db", locker_key=settings.locker_key())
         )
-        outbox = Outbox(state / f"{settings.device_id}-outbox.db")
+        lo = settings.lockout
+        lockout = stack.enter_context(
+            Lockout(
+                state_dir / f"{name}-lockout.db",
+                policy=LockoutPolicy(
+                    free_failures=lo.free_failures,
+                    base_s=lo.base_s,
+                    cap_s=lo.cap_s,
+                    forgive_after_s=lo.forgive_after_s,
+                ),
+            )
+        )
+        state = stack.enter_context(
+            LockerState(state_dir / f"{name}-state.db", marker=state_dir / f"{name}.running")
+        )
+        outbox = Outbox(state_dir / f"{name}-outbox.db")
         stack.callback(outbox.close)
         yield LockerAgent(
             settings=settings,
-            hardware=hardware,
+            hardware=board,
             keypad=keypad if keypad is not None else make_keypad(settings.keypad),
             grants=grants,
             outbox=outbox,
+            lockout=lockout,
+            state=state,
+            clock=clock,
         )
 
 
@@ -76,7 +115,7 @@ async def run_locker(
             stack.callback(pin_factory.close)
         people: SimulatedPeople | None = None
         if settings.simulate_people:
-            if not isinstance(pin_factory, MockFactory):
+            if settings.board != "gpio" or not isinstance(pin_factory, MockFactory):
                 raise HardwareInitError("simulate_people needs mock pins (pin_factory 'mock')")
             people = SimulatedPeople(factory=pin_factory, pins=settings.pins)
         agent = stack.enter_context(open_locker(settings, pin_factory=pin_factory, keypad=keypad))

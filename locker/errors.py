@@ -46,3 +46,12 @@ class HardwareOperationError(LockerError):
     def __init__(self, message: str, *, compartment: int) -> None:
         super().__init__(message)
         self.compartment = compartment
+
+
+class StateStoreError(LockerError):
+    """The locker's state (lockout counters, occupancy, open flows, nonces) could not be read or
+    written. Loud: a lockout counter we failed to store is a brute-force budget given away."""
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        super().__init__(f"{message} ({path})")
+        self.path = path

@@ -144,20 +144,27 @@ class GrantStore:
         """
         typed = hash_code(self._key, code)
         t = _us(now)
+        # Only what the comparison needs is read for every live grant; the one that matched is
+        # then read in full (a match is no secret: the door opens).
         rows = self._db.execute(
-            _SELECT + " WHERE valid_from_us <= ? AND valid_until_us > ?",
+            "SELECT rowid, code_hash, single_use, used_at_us FROM grants"
+            " WHERE valid_from_us <= ? AND valid_until_us > ?",
             (t, t),
         ).fetchall()
-        unspent: StoredGrant | None = None
-        spent: StoredGrant | None = None
-        for row in rows:
-            grant = StoredGrant._from_row(row)
-            same = hmac.compare_digest(typed, grant.code_hash)
-            if same and not grant.spent:
-                unspent = unspent or grant
+        unspent: int | None = None
+        spent: int | None = None
+        for rowid, code_hash, single_use, used_at in rows:
+            same = hmac.compare_digest(typed, code_hash)
+            if same and not (single_use and used_at is not None):
+                unspent = unspent or rowid
             elif same:
-                spent = spent or grant
-        return unspent or spent
+                spent = spent or rowid
+        found = unspent or spent
+        if found is None:
+            return None
+        return StoredGrant._from_row(
+            self._db.execute(_SELECT + " WHERE rowid = ?", (found,)).fetchone()
+        )
 
     def mark_used(self, grant_id: UUID, *, at: datetime | None = None) -> None:
         """Record the first use of a grant; later uses keep the first time."""

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from gpiozero import DigitalInputDevice, DigitalOutputDevice, Factory, GPIOZeroError
 from gpiozero.pins import HeaderInfo, PinInfo
@@ -39,6 +39,51 @@ class DoorChange:
     at: datetime
 
 
+class CompartmentIO(Protocol):
+    """What the agent needs of one compartment, whatever board it sits on."""
+
+    number: int
+
+    def unlock(self) -> None:
+        """Energize the relay; raise :class:`~locker.errors.HardwareOperationError` on failure."""
+        ...
+
+    def lock(self) -> None: ...
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def occupied(self) -> bool | None:
+        """What a parcel sensor says, or None without one."""
+        ...
+
+
+class DoorStream(Protocol):
+    """Door changes as an async iterator, captured from creation until :meth:`close`."""
+
+    def __aiter__(self) -> AsyncIterator[DoorChange]: ...
+
+    async def __anext__(self) -> DoorChange: ...
+
+    def close(self) -> None: ...
+
+
+class Board(Protocol):
+    """A locker's lock board: GPIO pins (:class:`LockerHardware`) or an RS485 Modbus board
+    (:class:`locker.modbus.ModbusBoard`). Compartments are numbered from 1."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[CompartmentIO]: ...
+
+    def __getitem__(self, number: int) -> CompartmentIO: ...
+
+    def door_changes(self) -> DoorStream: ...
+
+    def close(self) -> None: ...
+
+
 class Compartment:
     """One compartment: energize the relay to release the lock; read the door switch.
 
@@ -47,8 +92,17 @@ class Compartment:
     hundreds of doors would pay for nothing.
     """
 
-    def __init__(self, *, number: int, relay_pin: int, door_pin: int, pin_factory: Factory) -> None:
+    def __init__(
+        self,
+        *,
+        number: int,
+        relay_pin: int,
+        door_pin: int,
+        pin_factory: Factory,
+        occupancy_pin: int | None = None,
+    ) -> None:
         self.number = number
+        self._occupancy: DigitalInputDevice | None = None
         try:
             self._relay = DigitalOutputDevice(
                 relay_pin, active_high=True, initial_value=False, pin_factory=pin_factory
@@ -64,6 +118,18 @@ class Compartment:
             raise HardwareInitError(
                 f"compartment {number}: cannot claim door pin {door_pin}: {err}", pin=door_pin
             ) from err
+        if occupancy_pin is not None:
+            try:
+                self._occupancy = DigitalInputDevice(
+                    occupancy_pin, pull_up=True, pin_factory=pin_factory
+                )
+            except (GPIOZeroError, OSError) as err:
+                self._door.close()
+                self._relay.close()
+                raise HardwareInitError(
+                    f"compartment {number}: cannot claim parcel sensor pin {occupancy_pin}: {err}",
+                    pin=occupancy_pin,
+                ) from err
 
     def unlock(self) -> None:
         """Energize the relay. The caller de-energizes it: see :meth:`lock`."""
@@ -89,6 +155,11 @@ class Compartment:
         """Switch not pulled to ground (pin high): the door is open, or its wire is cut."""
         return not self._door.is_active
 
+    @property
+    def occupied(self) -> bool | None:
+        """The parcel sensor pulls its pin low while a parcel breaks the beam; None without one."""
+        return None if self._occupancy is None else bool(self._occupancy.is_active)
+
     def on_door_change(self, callback: DoorCallback | None) -> None:
         """Call ``callback(is_open)`` on each door change, from gpiozero's thread; None stops it."""
         if callback is None:
@@ -99,7 +170,9 @@ class Compartment:
         self._door.when_deactivated = lambda: callback(True)
 
     def close(self) -> None:
-        """Release both pins (the relay pin stops driving: the lock falls back to its spring)."""
+        """Release the pins (the relay pin stops driving: the lock falls back to its spring)."""
+        if self._occupancy is not None:
+            self._occupancy.close()
         self._door.close()
         self._relay.close()
 
@@ -160,6 +233,7 @@ class LockerHardware:
                         number=number,
                         relay_pin=pins.relay,
                         door_pin=pins.door,
+                        occupancy_pin=pins.occupancy,
                         pin_factory=pin_factory,
                     )
                 )

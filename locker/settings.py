@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edge.settings import AgentSettingsBase
+from protocol.messages import CompartmentSize
 
 MAX_COMPARTMENTS = 512
 MOCK_RELAY_BASE = 1000
@@ -25,6 +26,46 @@ class CompartmentPins(BaseModel):
 
     relay: int = Field(ge=0)
     door: int = Field(ge=0)
+    occupancy: int | None = Field(
+        default=None,
+        ge=0,
+        description="Optional parcel sensor (e.g. an IR break-beam), low = a parcel is inside.",
+    )
+
+
+class ModbusSettings(BaseModel):
+    """An RS485 lock board speaking Modbus RTU: compartment ``n`` is relay coil
+    ``coil_offset + n - 1`` and door input ``door_input_offset + n - 1`` (zero-based PDU addresses,
+    as on the wire)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    port: str = Field(description="Serial device, e.g. /dev/ttyUSB0 or /dev/serial0")
+    baudrate: int = Field(default=9600, ge=1200, le=921_600)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    device_id: int = Field(default=1, ge=1, le=247, description="The board's Modbus unit id")
+    coil_offset: int = Field(default=0, ge=0, le=65_535)
+    door_input_offset: int = Field(default=0, ge=0, le=65_535)
+    occupancy_input_offset: int | None = Field(default=None, ge=0, le=65_535)
+    door_closed_when: bool = Field(
+        default=True,
+        description="The input value that means 'door shut'. True: the switch closes the contact "
+        "while the door is shut, so a cut wire reads as an open door (the safe failure).",
+    )
+    poll_interval_s: float = Field(default=0.1, gt=0, le=10)
+    timeout_s: float = Field(default=0.5, gt=0, le=10)
+
+
+class LockoutSettings(BaseModel):
+    """Brute-force lockout of the keypad; see :mod:`locker.lockout` for the schedule and the bound."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    free_failures: int = Field(default=5, ge=0, le=20)
+    base_s: float = Field(default=30.0, gt=0)
+    cap_s: float = Field(default=3600.0, gt=0)
+    forgive_after_s: float = Field(default=86_400.0, gt=0)
 
 
 def mock_pin_map(compartments: int) -> list[CompartmentPins]:
@@ -58,6 +99,28 @@ class LockerSettings(AgentSettingsBase):
         description="The relay stays energized until the door opens or this elapses: a solenoid "
         "left on overheats, and an unopened door must lock again.",
     )
+    sizes: list[CompartmentSize] = Field(
+        default_factory=list,
+        description="Size of each compartment, compartment 1 first; all 'M' when omitted.",
+    )
+    courier_key: SecretStr | None = Field(
+        default=None,
+        description="Hex of protocol.codes.derive_courier_key(master, id); without it offline "
+        "courier codes are refused.",
+    )
+    courier_step_s: int = Field(default=60, ge=15, le=600)
+    courier_skew_steps: int = Field(default=2, ge=0, le=10)
+    command_key: SecretStr | None = Field(
+        default=None,
+        description="Hex of protocol.commands.derive_command_key(master, id); without it every "
+        "remote command is refused.",
+    )
+    door_left_open_s: float = Field(default=120.0, gt=0, le=86_400)
+    lockout: LockoutSettings = LockoutSettings()
+    board: Literal["gpio", "modbus"] = Field(
+        default="gpio", description="Relays and door switches on GPIO pins, or on an RS485 board."
+    )
+    modbus: ModbusSettings | None = None
     pin_factory: Literal["mock", "lgpio"] = "mock"
     keypad: Literal["sim", "stdin"] = "sim"
     simulate_people: bool = False
@@ -83,9 +146,24 @@ class LockerSettings(AgentSettingsBase):
             data = {**data, "pins": mock_pin_map(count)}
         return data
 
-    @field_validator("code_key")
+    @model_validator(mode="before")
     @classmethod
-    def _key_is_hex(cls, value: SecretStr) -> SecretStr:
+    def _default_sizes(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("sizes"):
+            return data
+        try:
+            count = int(data.get("compartments", 12))
+        except (TypeError, ValueError):
+            return data
+        if 1 <= count <= MAX_COMPARTMENTS:
+            data = {**data, "sizes": ["M"] * count}
+        return data
+
+    @field_validator("code_key", "courier_key", "command_key")
+    @classmethod
+    def _key_is_hex(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
         try:
             key = bytes.fromhex(value.get_secret_value())
         except ValueError:
@@ -100,7 +178,17 @@ class LockerSettings(AgentSettingsBase):
             raise ValueError(
                 f"'pins' has {len(self.pins)} entries for {self.compartments} compartments"
             )
-        used = Counter(p for cp in self.pins for p in (cp.relay, cp.door))
+        if len(self.sizes) != self.compartments:
+            raise ValueError(
+                f"'sizes' has {len(self.sizes)} entries for {self.compartments} compartments"
+            )
+        if self.board == "modbus" and self.modbus is None:
+            raise ValueError("board 'modbus' needs a [modbus] table (port, device_id, ...)")
+        if self.lockout.cap_s < self.lockout.base_s:
+            raise ValueError("lockout.cap_s must not be below lockout.base_s")
+        used = Counter(
+            p for cp in self.pins for p in (cp.relay, cp.door, cp.occupancy) if p is not None
+        )
         dupes = sorted(p for p, n in used.items() if n > 1)
         if dupes:
             raise ValueError(f"pins used twice: {dupes}")
@@ -109,3 +197,15 @@ class LockerSettings(AgentSettingsBase):
     def locker_key(self) -> bytes:
         """The code key as bytes, for :mod:`protocol.codes`."""
         return bytes.fromhex(self.code_key.get_secret_value())
+
+    def courier_secret(self) -> bytes | None:
+        """The courier TOTP key as bytes, for :mod:`protocol.courier`; None if not configured."""
+        return (
+            None if self.courier_key is None else bytes.fromhex(self.courier_key.get_secret_value())
+        )
+
+    def command_secret(self) -> bytes | None:
+        """The command key as bytes, for :mod:`protocol.commands`; None if not configured."""
+        return (
+            None if self.command_key is None else bytes.fromhex(self.command_key.get_secret_value())
+        )

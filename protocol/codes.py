@@ -16,11 +16,22 @@ from protocol.topics import validate_device_id
 CODE_DIGITS = 8
 
 
-def derive_locker_key(master_secret: bytes, locker_id: str) -> bytes:
+def derive_key(master_secret: bytes, label: str, device_id: str) -> bytes:
+    """One HMAC of ``label/device_id`` under the master secret. Each use has its own label, so a
+    key that leaks for one purpose (say a courier key read off a locker) is no key for another."""
     if len(master_secret) < 16:
         raise ValueError("the master secret must be at least 16 bytes")
-    info = b"lastmile/locker-code-key/v1/" + validate_device_id(locker_id).encode()
+    info = f"lastmile/{label}/v1/".encode() + validate_device_id(device_id).encode()
     return hmac.new(master_secret, info, hashlib.sha256).digest()
+
+
+def derive_locker_key(master_secret: bytes, locker_id: str) -> bytes:
+    return derive_key(master_secret, "locker-code-key", locker_id)
+
+
+def derive_courier_key(master_secret: bytes, locker_id: str) -> bytes:
+    """The locker's courier TOTP secret (see :mod:`protocol.courier`)."""
+    return derive_key(master_secret, "locker-courier-key", locker_id)
 
 
 def new_code(digits: int = CODE_DIGITS) -> str:

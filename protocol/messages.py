@@ -97,7 +97,21 @@ LockerEventKind = Literal[
     "unlocked",
     "door_opened",
     "door_closed",
+    # flows: a parcel put in, collected, or taken back by the courier (proof of each)
+    "deposited",
+    "picked_up",
+    "returned",
+    # alarms
+    "keypad_lockout",
+    "door_left_open",
+    "door_forced",
+    "unlock_not_opened",
+    "power_restored",
+    # remote commands
+    "command_executed",
+    "command_refused",
 ]
+CompartmentSize = Literal["S", "M", "L"]
 
 
 class LockerEvent(Message):
@@ -111,6 +125,14 @@ class LockerEvent(Message):
     compartment: int | None = Field(default=None, ge=1, le=512)
     grant_id: UUID | None = None
     reason: str = ""
+    size: CompartmentSize | None = None
+    command_id: UUID | None = None
+    until: AwareDatetime | None = Field(
+        default=None, description="keypad_lockout: when the keypad listens again"
+    )
+    failures: int | None = Field(
+        default=None, ge=0, description="keypad_lockout: failed codes counted so far"
+    )
 
 
 GrantKind = Literal["pickup", "courier", "return"]

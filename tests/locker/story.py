@@ -11,19 +11,58 @@ from uuid import uuid4
 
 import aiomqtt
 
+from edge.outbox import Outbox
 from edge.settings import MqttSettings
 from locker.agent import LockerAgent
 from locker.hardware import MockLockerFactory
 from locker.settings import LockerSettings
 from protocol.codec import decode, encode
-from protocol.codes import derive_locker_key, hash_code
-from protocol.messages import Grant, LockerEvent
+from protocol.codes import derive_courier_key, derive_locker_key, hash_code
+from protocol.commands import Command, derive_command_key, sign_command
+from protocol.messages import CommandAck, Grant, GrantKind, LockerEvent
 from protocol.topics import Channel, locker_topic
 
 LOCKER = "L1"
-KEY = derive_locker_key(b"master secret of the test hub!!!", LOCKER)
+MASTER = b"master secret of the test hub!!!"
+KEY = derive_locker_key(MASTER, LOCKER)
+COURIER_KEY = derive_courier_key(MASTER, LOCKER)
+COMMAND_KEY = derive_command_key(MASTER, LOCKER)
 GRANTS = locker_topic(LOCKER, Channel.GRANTS)
 EVENTS = locker_topic(LOCKER, Channel.EVENTS)
+CMD = locker_topic(LOCKER, Channel.CMD)
+ACKS = locker_topic(LOCKER, Channel.CMD_ACK)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """Wall-clock time that moves only when a test says so."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def command_for(
+    *,
+    compartment: int = 1,
+    device_id: str = LOCKER,
+    key: bytes = COMMAND_KEY,
+    issued_at: datetime | None = None,
+    ttl: timedelta = timedelta(minutes=5),
+) -> Command:
+    return sign_command(
+        key=key,
+        device_id=device_id,
+        name="open_compartment",
+        args={"compartment": compartment},
+        issued_at=issued_at or datetime.now(UTC),
+        ttl=ttl,
+    )
 
 
 def settings_for(
@@ -47,9 +86,12 @@ def grant(
     valid_from: datetime | None = None,
     valid_until: datetime | None = None,
     single_use: bool = True,
+    kind: GrantKind = "pickup",
+    now: datetime | None = None,
 ) -> Grant:
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     return Grant(
+        kind=kind,
         locker_id=locker_id,
         grant_id=uuid4(),
         compartment=compartment,
@@ -77,6 +119,40 @@ async def until(cond: Callable[[], bool], *, timeout: float = 10.0, what: str = 
                 await asyncio.sleep(0.01)
     except TimeoutError:
         raise AssertionError(f"not within {timeout} s: {what or cond}") from None
+
+
+def outbox_rows(state_dir: Path, topic: str = EVENTS) -> list[bytes]:
+    """What the locker has queued for the hub on ``topic`` (no broker: nothing is drained)."""
+    outbox = Outbox(state_dir / f"{LOCKER}-outbox.db")
+    try:
+        return [e.payload for e in outbox.peek(100_000) if e.topic == topic]
+    finally:
+        outbox.close()
+
+
+def queued_events(state_dir: Path) -> list[LockerEvent]:
+    return [decode(p, LockerEvent) for p in outbox_rows(state_dir)]
+
+
+def queued_acks(state_dir: Path) -> list[CommandAck]:
+    return [decode(p, CommandAck) for p in outbox_rows(state_dir, ACKS)]
+
+
+def kinds(events: list[LockerEvent]) -> list[tuple[str, int | None]]:
+    return [(e.kind, e.compartment) for e in events]
+
+
+@contextlib.asynccontextmanager
+async def offline(agent: LockerAgent) -> AsyncIterator[asyncio.Task[None]]:
+    """Run the agent with no broker (its uplink keeps retrying); cancel it on exit."""
+    task = asyncio.create_task(agent.run(), name="agent-under-test")
+    try:
+        await asyncio.sleep(0)
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @contextlib.asynccontextmanager

@@ -43,12 +43,13 @@ def test_a_code_opens_exactly_its_compartment_once(
                 await until(lambda: not factory.pin(1003).state, what="relay 3 released")
                 factory.pin(2003).drive_low()  # ... takes the parcel and shuts it
 
-                events = await hub.wait_for(4)
+                events = await hub.wait_for(5)
                 assert [(e.kind, e.compartment) for e in events] == [
                     ("code_accepted", 3),
                     ("unlocked", 3),
                     ("door_opened", 3),
                     ("door_closed", 3),
+                    ("picked_up", 3),  # the proof of delivery
                 ]
                 assert events[0].grant_id == g.grant_id
                 seqs = [e.seq for e in events]
@@ -56,8 +57,8 @@ def test_a_code_opens_exactly_its_compartment_once(
 
                 keypad.press("48151623#")  # the same code again
                 keypad.press("11112222#")  # a code nobody was given
-                events = await hub.wait_for(6)
-                assert [(e.kind, e.reason, e.compartment) for e in events[4:]] == [
+                events = await hub.wait_for(7)
+                assert [(e.kind, e.reason, e.compartment) for e in events[5:]] == [
                     ("code_rejected", "used", None),
                     ("code_rejected", "unknown_or_expired", None),
                 ]

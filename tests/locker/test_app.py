@@ -23,7 +23,7 @@ from protocol.topics import Channel, locker_topic
 from tests.locker.story import KEY, grant, listening, relay_history, settings_for, until
 
 ROOT = Path(__file__).resolve().parents[2]
-DOOR_VISIT = ["code_accepted", "unlocked", "door_opened", "door_closed"]
+DOOR_VISIT = ["code_accepted", "unlocked", "door_opened", "door_closed", "picked_up"]
 
 
 def _seed_grant(state_dir: Path, code: str, compartment: int) -> None:
@@ -45,7 +45,7 @@ def test_simulated_people_collect_a_parcel(
             locker = asyncio.create_task(run_locker(settings, pin_factory=factory, keypad=keypad))
             try:
                 keypad.press("48151623#")
-                events = await hub.wait_for(4, timeout=15)
+                events = await hub.wait_for(5, timeout=15)
             finally:
                 locker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -82,7 +82,7 @@ def test_the_command_runs_a_terminal_locker_and_stops_cleanly_on_ctrl_c(
                 assert proc.stdin is not None
                 proc.stdin.write(b"27182818\n")  # typed at the terminal, Enter implies '#'
                 await proc.stdin.drain()
-                events = await hub.wait_for(4, timeout=20)
+                events = await hub.wait_for(5, timeout=20)
                 assert [e.kind for e in events] == DOOR_VISIT
                 proc.send_signal(signal.SIGINT)
                 async with asyncio.timeout(15):

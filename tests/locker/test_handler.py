@@ -12,7 +12,15 @@ from locker.app import open_locker
 from locker.hardware import MockLockerFactory
 from locker.keypad import SimKeypad
 from protocol.codec import encode
-from tests.locker.story import GRANTS, grant, settings_for
+from tests.locker.story import (
+    CMD,
+    COMMAND_KEY,
+    GRANTS,
+    command_for,
+    grant,
+    relay_history,
+    settings_for,
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -68,6 +76,59 @@ def test_random_payloads_are_counted_and_dropped(tmp_path, factory: MockLockerFa
 
 def test_messages_on_other_topics_are_refused(tmp_path, factory: MockLockerFactory) -> None:
     with open_locker(settings_for(tmp_path), pin_factory=factory, keypad=SimKeypad()) as agent:
-        asyncio.run(agent.handle_message("lockers/L1/cmd", encode(grant("1234"))))
-        assert agent.stats.rejected_messages == {"unexpected_topic": 1}
+        for other in ("lockers/L2/grants", "lockers/L1/events", "lockers/L1/cmd/ack"):
+            asyncio.run(agent.handle_message(other, encode(grant("1234"))))
+        assert agent.stats.rejected_messages == {"unexpected_topic": 3}
         assert agent.stats.grants_stored == 0
+
+
+COMMAND_FIELDS = json.loads(encode(command_for(compartment=1)))
+
+
+def _corrupted_commands() -> st.SearchStrategy[bytes]:
+    """A validly signed command with one field replaced by anything JSON can hold."""
+    return st.builds(
+        lambda name, value: json.dumps({**COMMAND_FIELDS, name: value}).encode(),
+        st.sampled_from(sorted(COMMAND_FIELDS)),
+        json_values,
+    ).filter(lambda b: json.loads(b) != COMMAND_FIELDS)
+
+
+def test_random_payloads_on_the_command_topic_never_open_anything(
+    tmp_path, factory: MockLockerFactory
+) -> None:
+    """Garbage is counted as a bad command; a corrupted signed command fails its signature (or its
+    shape) and is refused with an ack; nothing ever energizes a relay."""
+    fed = 0
+    with (
+        open_locker(
+            settings_for(tmp_path, command_key=COMMAND_KEY.hex()),
+            pin_factory=factory,
+            keypad=SimKeypad(),
+        ) as agent,
+        asyncio.Runner() as runner,
+    ):
+
+        @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(payload=st.one_of(payloads, _corrupted_commands()))
+        def feed(payload: bytes) -> None:
+            nonlocal fed
+            fed += 1
+            before = accounted()
+            runner.run(agent.handle_message(CMD, payload))  # never raises
+            assert accounted() == before + 1
+
+        def accounted() -> int:
+            s = agent.stats
+            return (
+                sum(s.rejected_messages.values())
+                + sum(s.commands_refused.values())
+                + s.commands_executed
+            )
+
+        feed()
+        assert accounted() == fed
+        assert agent.stats.commands_executed == 0
+        assert set(agent.stats.commands_refused) <= {"bad_signature", "wrong_device"}
+        for n in range(1, 5):
+            assert relay_history(factory, n) == [False]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -55,3 +57,21 @@ def test_a_missing_key_names_the_field(tmp_path) -> None:
     config.write_text('device_id = "L1"\n')
     with pytest.raises(ConfigError, match="code_key"):
         load_settings(LockerSettings, config)
+
+
+def test_the_example_config_loads_and_its_pins_can_be_claimed(tmp_path, factory) -> None:  # type: ignore[no-untyped-def]
+    from locker.app import open_locker
+
+    example = Path(__file__).resolve().parents[2] / "firmware_configs" / "locker" / "locker.toml"
+    s = load_settings(LockerSettings, example, state_dir=tmp_path)
+    assert (s.board, s.pin_factory, s.compartments, s.sizes[0]) == ("gpio", "lgpio", 6, "S")
+    assert s.pins[0] == CompartmentPins(relay=5, door=17, occupancy=12)
+    assert s.modbus is not None and s.modbus.port == "/dev/serial0"
+    assert s.courier_secret() is not None and s.command_secret() is not None
+    with open_locker(s, pin_factory=factory) as agent:  # real BCM numbers exist on mock pins too
+        assert len(agent._hardware) == 6
+
+
+def test_a_modbus_board_needs_its_table() -> None:
+    with pytest.raises(ValidationError, match=r"\[modbus\]"):
+        LockerSettings(device_id="L1", code_key=KEY.hex(), board="modbus")
