@@ -173,6 +173,14 @@ class MosquittoBroker:
         self.stop()
         self.start()
 
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password, ACL and certificate files (as ``systemctl reload
+        mosquitto`` does in the field). Returns once the signal is sent; the broker applies it on its
+        next loop pass, within milliseconds. Raises :class:`BrokerError` if it is not running."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise BrokerError("mosquitto is not running: nothing to reload")
+        self._proc.send_signal(signal.SIGHUP)
+
     def close(self) -> None:
         self.stop()
         if self._tmp is not None:

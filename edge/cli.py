@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from edge.errors import ConfigError, EdgeError
@@ -40,6 +41,13 @@ def _demo(args: argparse.Namespace) -> int:
     return demo(args)
 
 
+def _provision(args: argparse.Namespace) -> int:
+    from cloud import provision_cli  # the broker host's side: a Pi never imports it
+
+    handler: Callable[[argparse.Namespace], int] = getattr(provision_cli, args.action)
+    return handler(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lastmile", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -65,6 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = verbs.add_parser(verb, help=f"run {what}")
         cmd.add_argument("--config", type=Path, required=True, help="TOML settings file")
         cmd.set_defaults(handler=handler)
+
+    prov = sub.add_parser("provision", help="device accounts and bundles, on the broker host")
+    actions = prov.add_subparsers(dest="verb", required=True)
+    for verb, action, what in (
+        ("vehicle", "provision_device", "create a van's broker account and config bundle"),
+        ("locker", "provision_device", "create a locker's broker account and config bundle"),
+        ("rotate", "rotate_device", "new password and bundle for a device"),
+        ("revoke", "revoke_device", "remove a device's broker account"),
+    ):
+        cmd = actions.add_parser(verb, help=what)
+        cmd.add_argument("device_id")
+        cmd.add_argument(
+            "--broker-dir",
+            type=Path,
+            required=True,
+            help="passwd, acl, ca.crt (/etc/mosquitto/lastmile)",
+        )
+        if verb != "revoke":
+            cmd.add_argument(
+                "--out", type=Path, required=True, help="bundles go to OUT/<device_id>/"
+            )
+            cmd.add_argument("--mqtt-host", required=True, help="the broker name devices dial")
+            cmd.add_argument("--mqtt-port", type=int, default=8883)
+            cmd.add_argument("--install-dir", type=Path, default=Path("/etc/lastmile"))
+        cmd.set_defaults(handler=_provision, action=action, kind=verb)
     return parser
 
 
