@@ -6,8 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.gnss.settings import GpsdSettings, NmeaSettings
 from edge.gnss.sim import SimGnssSettings
+from edge.reporting import ReportingSettings
 from edge.settings import AgentSettingsBase
+
+GnssBackend = Literal["sim", "gpsd", "nmea"]
 
 
 class BatchSettings(BaseModel):
@@ -20,7 +24,12 @@ class BatchSettings(BaseModel):
 
 
 class VehicleSettings(AgentSettingsBase):
-    gnss: Literal["sim"] = "sim"
+    """``gnss`` picks the receiver backend; only the sub-settings of the chosen one are used."""
+
+    gnss: GnssBackend = "sim"
     sim: SimGnssSettings = SimGnssSettings()
+    gpsd: GpsdSettings = GpsdSettings()
+    nmea: NmeaSettings = NmeaSettings()
+    reporting: ReportingSettings = ReportingSettings()
     batch: BatchSettings = BatchSettings()
     status_interval_s: float = Field(default=30.0, gt=0)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -71,6 +72,7 @@ class Uplink:
             minimum=settings.reconnect_min_s, maximum=settings.reconnect_max_s
         )
         self._wakeup = asyncio.Event()
+        self._status_now = asyncio.Event()
         self._connected = asyncio.Event()
         self.stats = UplinkStats()
 
@@ -84,6 +86,12 @@ class Uplink:
     def wake(self) -> None:
         """Tell the drain loop that the outbox has something new."""
         self._wakeup.set()
+
+    def refresh_status(self) -> None:
+        """Publish the retained status now rather than at the next interval, because something in it
+        changed (a receiver lost its fix). Coalesces: many calls before the next publish send one.
+        While offline this does nothing extra: connecting publishes the current status anyway."""
+        self._status_now.set()
 
     def _client(self) -> aiomqtt.Client:
         s = self._settings
@@ -132,6 +140,7 @@ class Uplink:
             # something must find the subscription (and so the persistent session) in place.
             for topic_filter in self._subscriptions:
                 await client.subscribe(topic_filter, qos=1)
+            self._status_now.clear()  # the status published next is the current one
             await client.publish(self._status_topic, self._status_payload(True), qos=1, retain=True)
             self._connected.set()
             log.info(
@@ -175,9 +184,13 @@ class Uplink:
             self.stats.published += len(entries)
 
     async def _refresh_status(self, client: aiomqtt.Client) -> None:
-        """Status is state, not history: it bypasses the outbox and is simply re-sent while online."""
+        """Status is state, not history: it bypasses the outbox and is simply re-sent while online,
+        every ``status_interval_s`` or at once after :meth:`refresh_status`."""
         while True:
-            await asyncio.sleep(self._status_interval_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._status_interval_s):
+                    await self._status_now.wait()
+            self._status_now.clear()
             await client.publish(self._status_topic, self._status_payload(True), qos=1, retain=True)
 
     async def _receive(self, client: aiomqtt.Client) -> None:

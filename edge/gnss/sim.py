@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.gnss.health import GnssState, HealthCell, SourceHealth
 from protocol.messages import Position
 
 EARTH_M_PER_DEG = 111_320.0
@@ -144,6 +145,18 @@ class SimulatedGnss:
         self._motion = VanMotion(seed=settings.seed)
         self._noise = random.Random(settings.seed + 1)
         self._start = start
+        self._health = HealthCell(SourceHealth(GnssState.OK))
+        self._fixes = 0
+
+    @property
+    def health(self) -> SourceHealth:
+        return self._health.value
+
+    def health_changes(self) -> AsyncIterator[SourceHealth]:
+        return self._health.changes()
+
+    def counters(self) -> Mapping[str, int]:
+        return {"fixes": self._fixes}
 
     def _fix(self, t: datetime) -> Position:
         m, s, n = self._motion, self._s, self._noise
@@ -173,6 +186,7 @@ class SimulatedGnss:
         while True:
             sim_elapsed = k * s.interval_s
             await asyncio.sleep(max(0.0, wall0 + sim_elapsed / s.time_scale - loop.time()))
+            self._fixes += 1
             yield self._fix(start + timedelta(seconds=sim_elapsed))
             self._motion.step(s.interval_s)
             k += 1

@@ -121,3 +121,30 @@ async def test_an_unreachable_broker_is_retried_without_losing_data(
         await asyncio.sleep(0.5)
     assert uplink.stats.last_error
     assert len(outbox) == 1
+
+
+async def test_refresh_status_republishes_now_not_at_the_next_interval(
+    tmp_path: Path, mqtt_settings: MqttSettings, broker: MosquittoBroker
+) -> None:
+    state = {"gnss": b"ok"}
+    uplink = Uplink(
+        client_id="dev-1",
+        settings=mqtt_settings,
+        outbox=Outbox(tmp_path / "o.db"),
+        status_topic="fleet/dev-1/status",
+        status_payload=lambda online: state["gnss"] if online else b"offline",
+        status_interval_s=3600,
+    )
+    probe = Probe(broker.host, broker.port, "fleet/dev-1/status")
+    async with _running(uplink):
+        await asyncio.wait_for(uplink.wait_connected(), 10)
+        await asyncio.to_thread(probe.wait_for, lambda p: p.payloads()[-1:] == [b"ok"])
+        state["gnss"] = b"disconnected"
+        uplink.refresh_status()
+        uplink.refresh_status()  # coalesced with the first
+        await asyncio.to_thread(
+            probe.wait_for, lambda p: p.payloads()[-1:] == [b"disconnected"], timeout=5
+        )
+        await asyncio.sleep(0.3)
+        assert probe.payloads().count(b"disconnected") == 1
+    probe.close()
