@@ -70,6 +70,8 @@ def render_config(
         f"max_queued_messages {queue_limit}",
         "max_queued_bytes 0",
         "max_inflight_messages 100",
+        "# As in the shipped production config: a runaway payload is refused, not relayed.",
+        "message_size_limit 262144",
         "set_tcp_nodelay true",
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {data_dir}/",

@@ -19,7 +19,8 @@ class BatchSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_points: int = Field(default=60, ge=1, le=10_000)
+    # 1,000 points are ~120 KiB of JSON: well inside the broker's 256 KiB message limit.
+    max_points: int = Field(default=60, ge=1, le=1_000)
     max_age_s: float = Field(default=5.0, gt=0, le=3600)
 
 

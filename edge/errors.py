@@ -23,5 +23,15 @@ class OutboxError(EdgeError):
     """The durable outbox could not be opened or written: data would be lost, so this is loud."""
 
 
+class MessageTooLargeError(OutboxError):
+    """A message is larger than the broker accepts; it was not queued. The producer must split it."""
+
+    def __init__(self, topic: str, size: int, limit: int) -> None:
+        super().__init__(f"message for {topic} is {size} bytes, over the {limit}-byte limit")
+        self.topic = topic
+        self.size = size
+        self.limit = limit
+
+
 class SourceError(EdgeError):
     """A sensor source (GNSS, CAN, OBD, keypad) failed in a way its owner should report."""

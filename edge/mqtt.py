@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.settings import MqttSettings
+
+T = TypeVar("T")
 
 
 def make_client(
@@ -72,6 +75,17 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def in_own_task(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` in a task of its own; cancelling the caller still cancels it.
+
+    On Python 3.11 a TaskGroup whose child fails while the group waits in ``__aexit__`` cancels its
+    parent task and never withdraws that request (fixed in 3.12). A connection loop that runs its
+    session's task group directly would then look cancelled to :func:`raise_if_cancelled` after
+    every dropped connection and stop reconnecting. In a task of its own, the leak dies with it.
+    """
+    return await asyncio.create_task(coro)
 
 
 @contextlib.asynccontextmanager

@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from edge.errors import OutboxError
+from edge.errors import MessageTooLargeError, OutboxError
 
 Payload = bytes | Callable[[int], bytes]
+
+# Mosquitto drops the connection on a message over its message_size_limit (256 KiB in our configs)
+# without a PUBACK, so an oversized row would be re-sent forever and block the queue behind it.
+MAX_PAYLOAD_BYTES = 256 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -30,6 +34,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_drain_order ON outbox (priority DESC, seq);
+CREATE TABLE IF NOT EXISTS refused (
+    seq INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    refused_at REAL NOT NULL
+);
 """
 
 
@@ -51,8 +62,10 @@ class Outbox:
         path: Path | str,
         *,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         self.path = Path(path)
+        self.max_payload_bytes = max_payload_bytes
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -74,7 +87,8 @@ class Outbox:
         """Store one message durably and return its sequence number.
 
         ``payload`` may be a function of the sequence number, so a message can carry its own ``seq``;
-        the row is written in one transaction either way.
+        the row is written in one transaction either way. Raises :class:`MessageTooLargeError`
+        (nothing is written) for a payload the broker would refuse.
         """
         try:
             with self._transaction():
@@ -92,10 +106,11 @@ class Outbox:
                 )
                 seq = cur.lastrowid
                 assert seq is not None
+                data = payload if isinstance(payload, bytes) else payload(seq)
+                if len(data) > self.max_payload_bytes:
+                    raise MessageTooLargeError(topic, len(data), self.max_payload_bytes)
                 if not isinstance(payload, bytes):
-                    self._db.execute(
-                        "UPDATE outbox SET payload = ? WHERE seq = ?", (payload(seq), seq)
-                    )
+                    self._db.execute("UPDATE outbox SET payload = ? WHERE seq = ?", (data, seq))
         except sqlite3.Error as err:
             raise OutboxError(f"cannot write to outbox {self.path}: {err}") from err
         return seq
@@ -116,6 +131,28 @@ class Outbox:
                 self._db.executemany("DELETE FROM outbox WHERE seq = ?", ((s,) for s in seqs))
         except sqlite3.Error as err:
             raise OutboxError(f"cannot update outbox {self.path}: {err}") from err
+
+    def refuse(self, seq: int, reason: str) -> None:
+        """Set a message aside that the broker accepted but will not deliver (e.g. not authorised).
+
+        It leaves the queue, so it cannot block what follows, but it is kept with the broker's
+        reason for a technician or a later re-send: refused data is reported, not lost.
+        """
+        try:
+            with self._transaction():
+                self._db.execute(
+                    "INSERT OR REPLACE INTO refused (seq, topic, payload, reason, refused_at)"
+                    " SELECT seq, topic, payload, ?, ? FROM outbox WHERE seq = ?",
+                    (reason, time.time(), seq),
+                )
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+        except sqlite3.Error as err:
+            raise OutboxError(f"cannot update outbox {self.path}: {err}") from err
+
+    def refused(self) -> list[tuple[int, str, str]]:
+        """(seq, topic, reason) of every message the broker refused, oldest first."""
+        rows = self._db.execute("SELECT seq, topic, reason FROM refused ORDER BY seq").fetchall()
+        return [(int(s), str(t), str(r)) for s, t, r in rows]
 
     def __len__(self) -> int:
         (n,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()

@@ -15,16 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.backoff import Backoff
-from edge.outbox import Outbox
+from edge.mqtt import connected, in_own_task, make_client, raise_if_cancelled
+from edge.outbox import Outbox, OutboxEntry
 from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class UplinkStats:
     connects: int = 0
     published: int = 0
     received: int = 0
+    refused: int = 0
     last_error: str = ""
 
 
@@ -94,46 +96,33 @@ class Uplink:
         self._status_now.set()
 
     def _client(self) -> aiomqtt.Client:
-        s = self._settings
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = s.session_expiry_s
-        tls: ssl.SSLContext | None = None
-        if s.tls_ca_file is not None:
-            tls = ssl.create_default_context(cafile=str(s.tls_ca_file))
-        client = aiomqtt.Client(
-            s.host,
-            s.port,
-            identifier=self._client_id,
-            username=s.username,
-            password=s.password.get_secret_value() if s.password else None,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=props,
-            keepalive=s.keepalive_s,
+        client = make_client(
+            settings=self._settings,
+            client_id=self._client_id,
+            # aiomqtt acknowledges on receipt; we acknowledge after the handler has stored it.
+            manual_ack=True,
             will=aiomqtt.Will(self._status_topic, self._status_payload(False), qos=1, retain=True),
-            tls_context=tls,
-            max_inflight_messages=self._window,
-            timeout=30,
+            max_inflight=self._window,
         )
-        client.pending_calls_threshold = self._window + 10
-        # aiomqtt acknowledges on receipt; we acknowledge after the handler has stored the message.
-        client._client.manual_ack_set(True)
         return client
 
     async def run(self) -> None:
         """Stay connected until cancelled; on cancellation publish offline status and disconnect."""
         while True:
             try:
-                await self._session()
+                await in_own_task(self._session())
             except* aiomqtt.MqttError as group:
                 err = group.exceptions[0]
                 self.stats.last_error = str(err)
                 log.warning("broker connection lost (%s); reconnecting", err)
             self._connected.clear()
+            raise_if_cancelled()  # aiomqtt on Python 3.11 can turn a cancellation into MqttError
             await asyncio.sleep(self._backoff.next_delay())
 
     async def _session(self) -> None:
-        async with self._client() as client:
+        client = self._client()
+        pubacks = _PubackWatch(client)
+        async with connected(client):
             self.stats.connects += 1
             self._backoff.reset()
             # Subscribe before announcing "online": a peer that reacts to our status by sending us
@@ -151,7 +140,7 @@ class Uplink:
             )
             try:
                 async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._drain(client), name="uplink-drain")
+                    tg.create_task(self._drain(pubacks), name="uplink-drain")
                     tg.create_task(self._refresh_status(client), name="uplink-status")
                     # Always iterate incoming messages: the iterator is also what notices a lost
                     # connection, which in-flight publishes alone would only see at their timeout.
@@ -170,18 +159,35 @@ class Uplink:
         except (aiomqtt.MqttError, TimeoutError):
             pass
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
+    async def _drain(self, pubacks: _PubackWatch) -> None:
         while True:
             self._wakeup.clear()
             entries = self._outbox.peek(self._window)
             if not entries:
                 await self._wakeup.wait()
                 continue
-            async with asyncio.TaskGroup() as tg:
-                for e in entries:
-                    tg.create_task(client.publish(e.topic, e.payload, qos=e.qos, retain=e.retain))
-            self._outbox.ack(e.seq for e in entries)
-            self.stats.published += len(entries)
+            delivered: list[int] = []
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for e in entries:
+                        tg.create_task(self._send(pubacks, e, delivered))
+            finally:
+                # Also when the connection drops mid-window: what the broker took is not re-sent.
+                if delivered:
+                    self._outbox.ack(delivered)
+                    self.stats.published += len(delivered)
+
+    async def _send(self, pubacks: _PubackWatch, entry: OutboxEntry, delivered: list[int]) -> None:
+        reason = await pubacks.publish(entry)
+        if not reason:
+            delivered.append(entry.seq)
+            return
+        # The broker will never deliver this one (not authorised, ...); Mosquitto 2.0 even drops the
+        # connection after saying so. Retrying cannot help and would block every message behind it,
+        # so it is set aside at once with the broker's reason: counted and reported, not lost.
+        log.error("broker refused outbox message %d on %s: %s", entry.seq, entry.topic, reason)
+        self._outbox.refuse(entry.seq, reason)
+        self.stats.refused += 1
 
     async def _refresh_status(self, client: aiomqtt.Client) -> None:
         """Status is state, not history: it bypasses the outbox and is simply re-sent while online,
@@ -201,3 +207,44 @@ class Uplink:
             self.stats.received += 1
             if message.qos > 0:
                 client._client.ack(message.mid, message.qos)
+
+
+class _PubackWatch:
+    """Publishes outbox entries and returns the broker's verdict from the PUBACK.
+
+    aiomqtt 2.5 resolves ``publish()`` on any PUBACK, including MQTT 5 failure reason codes such as
+    "Not authorized" (0x87) or "Packet too large" (0x95): a message the broker refused would count as
+    sent. So this publishes through paho directly and reads the reason code in ``on_publish``,
+    chaining aiomqtt's own callback for the calls that still go through it (status).
+    """
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._paho = client._client
+        self._waiting: dict[int, asyncio.Future[str]] = {}
+        chained: Callable[..., None] | None = self._paho.on_publish
+
+        def on_publish(c: Any, userdata: Any, mid: int, rc: ReasonCode, props: Any) -> None:
+            verdict = rc.getName() if rc.is_failure else ""
+            fut = self._waiting.pop(mid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(verdict)
+            if chained is not None:
+                chained(c, userdata, mid, rc, props)
+
+        self._paho.on_publish = on_publish
+
+    async def publish(self, entry: OutboxEntry) -> str:
+        """Send one entry; return "" when the broker took it, else its refusal reason."""
+        info = self._paho.publish(entry.topic, entry.payload, entry.qos, entry.retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "could not publish")
+        if entry.qos == 0:
+            return ""
+        # Registering after paho's publish() is safe: under aiomqtt, paho reads the socket only in
+        # the event loop's reader callback, so this PUBACK cannot have been handled yet.
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting[info.mid] = fut
+        try:
+            return await fut  # a lost connection cancels this through the session's task group
+        finally:
+            self._waiting.pop(info.mid, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import stat
 import subprocess
 import sys
@@ -15,7 +16,9 @@ from cloud.broker import MosquittoBroker
 from cloud.provision import ProvisionError, provision, revoke, rotate
 from edge.config import VehicleSettings
 from edge.mqtt import connected, make_client
+from edge.outbox import Outbox
 from edge.settings import load_settings
+from edge.uplink import Uplink
 from locker.settings import LockerSettings
 from protocol.topics import Channel, DeviceKind, vehicle_topic
 
@@ -167,3 +170,40 @@ def test_the_demo_broker_can_be_reloaded() -> None:
 
     with pytest.raises(BrokerError):
         broker.reload()
+
+
+async def test_a_message_the_acl_refuses_is_set_aside_with_its_reason_not_counted_as_sent(
+    cloud: ProductionBroker, fleet: Fleet, hub: Probe, tmp_path: Path
+) -> None:
+    """A van's outbox holding a message for a topic it may not write (here: another van's) gets an
+    MQTT 5 PUBACK "Not authorized". That message must not be deleted as if delivered, nor block the
+    messages behind it: it is set aside with the broker's reason."""
+    settings = _bundle_settings(VehicleSettings, fleet.van_a, cloud.ports.tls)
+    hub.subscribe("$share/hub/fleet/+/telemetry")
+    outbox = Outbox(tmp_path / "o.db")
+    own = vehicle_topic("van-17", Channel.TELEMETRY)
+    outbox.put(own, b"before")
+    foreign = outbox.put(vehicle_topic("van-18", Channel.TELEMETRY), b"spoof")
+    outbox.put(own, b"after")
+    uplink = Uplink(
+        client_id=settings.device_id,
+        settings=settings.mqtt,
+        outbox=outbox,
+        status_topic=vehicle_topic("van-17", Channel.STATUS),
+        status_payload=lambda online: b"{}",
+    )
+    task = asyncio.create_task(uplink.run())
+    try:
+        async with asyncio.timeout(WAIT_S * 2):
+            while len(outbox):
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    got = [(await asyncio.to_thread(hub.expect, own)).payload for _ in range(2)]
+    assert got == [b"before", b"after"]
+    assert outbox.refused() == [
+        (foreign, vehicle_topic("van-18", Channel.TELEMETRY), NOT_AUTHORIZED)
+    ]
+    assert uplink.stats.refused == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import OutboxError
+from edge.errors import MessageTooLargeError, OutboxError
 from edge.outbox import Outbox
 
 
@@ -71,3 +71,12 @@ def test_an_unwritable_location_is_a_loud_error(tmp_path: Path) -> None:
     blocker.write_text("not a dir")
     with pytest.raises(OutboxError, match="cannot open outbox"):
         Outbox(blocker / "o.db")
+
+
+def test_a_message_the_broker_would_refuse_for_its_size_is_not_queued(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", max_payload_bytes=1000)
+    with pytest.raises(MessageTooLargeError, match="1001 bytes, over the 1000-byte limit"):
+        box.put("fleet/v/telemetry", lambda seq: b"x" * 1001)
+    assert len(box) == 0
+    box.put("fleet/v/telemetry", b"x" * 1000)
+    assert len(box) == 1
