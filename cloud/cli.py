@@ -1,4 +1,5 @@
-"""Handlers of the hub's subcommands (``lastmile hub serve``, ``lastmile demo``); the parser lives in
+"""Handlers of the hub's subcommands (``lastmile hub serve``, ``lastmile hub ingest``,
+``lastmile demo``); the parser lives in
 :mod:`edge.cli`, which imports this module only when one of them runs.
 
 Ctrl-C and SIGTERM stop cleanly (exit status 0, no traceback, via
@@ -32,6 +33,16 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = load_settings(HubSettings, args.config)
     return _run(lambda: run_hub(settings))
+
+
+def ingest(args: argparse.Namespace) -> int:
+    """``lastmile hub ingest --config F [--client-id ID]``: one ingest worker as its own process."""
+    from cloud.hub import run_ingest
+    from cloud.settings import HubSettings
+
+    settings = load_settings(HubSettings, args.config)
+    client_id: str | None = getattr(args, "client_id", None)
+    return _run(lambda: run_ingest(settings, client_id=client_id))
 
 
 def demo(args: argparse.Namespace) -> int:

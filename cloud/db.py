@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Dialect, Engine, create_engine, event
+from sqlalchemy import DateTime, Dialect, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -20,6 +20,7 @@ from sqlalchemy.types import TypeDecorator
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATE_LOCK = 0x6C6D_6967  # PostgreSQL advisory lock key held while migrating ("lmig")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -90,11 +91,17 @@ def alembic_config() -> Config:
 def migrate(url: str) -> None:
     """Bring the database at ``url`` to the newest schema (``alembic upgrade head``).
 
-    Blocking; the hub calls it once at start, before anything else touches the database.
+    Blocking; the hub and each ingest worker call it once at start, before anything else touches
+    the database. On PostgreSQL an advisory lock serialises processes that start together (the
+    second finds nothing left to do); SQLite serialises writers by itself.
     """
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK}
+                )
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")

@@ -22,3 +22,7 @@ class NotFoundError(HubError):
 
 class ConflictError(HubError):
     """A request cannot be carried out in the current state (e.g. no free compartment)."""
+
+
+class PostgresError(HubError):
+    """A throw-away PostgreSQL (tests, benchmarks) could not be found, initialised or started."""

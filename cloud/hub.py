@@ -12,14 +12,17 @@ import contextlib
 import logging
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 
 import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.app import create_app
 from cloud.db import make_engine, make_session_factory, migrate
 from cloud.dispatch import OutboundDispatcher
 from cloud.errors import HubError
 from cloud.ingest import IngestWorker
+from cloud.retention import PositionPruner
 from cloud.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,41 @@ async def _serve(server: _Server) -> None:
     raise HubError("the API server stopped on its own")
 
 
+def make_ingest_worker(
+    settings: HubSettings, session_factory: sessionmaker[Session], *, client_id: str
+) -> IngestWorker:
+    return IngestWorker(
+        settings=settings.mqtt,
+        session_factory=session_factory,
+        client_id=client_id,
+        group=settings.ingest_group,
+        batch_max=settings.ingest_batch_max,
+        receive_maximum=settings.ingest_receive_maximum,
+    )
+
+
+async def run_ingest(settings: HubSettings, *, client_id: str | None = None) -> None:
+    """Run one ingest worker, alone in its process, until cancelled (``lastmile hub ingest``).
+
+    Several such processes, each with its own ``client_id``, share the ingest subscription and
+    split the load; the broker keeps each one's session, so a worker killed mid-batch gets its
+    unacknowledged messages back when it reconnects under the same id. Migrates first.
+    """
+    await asyncio.to_thread(migrate, settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        worker = make_ingest_worker(
+            settings,
+            make_session_factory(engine),
+            client_id=client_id or f"{settings.client_id}-ingest",
+        )
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(worker.run(), name="hub-ingest")
+    finally:
+        engine.dispose()
+        log.info("ingest worker stopped")
+
+
 async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None) -> None:
     """Migrate, then run ingest, the outbox dispatcher and the API until cancelled.
 
@@ -75,11 +113,8 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
     try:
         session_factory = make_session_factory(engine)
         wakeup = asyncio.Event()
-        ingest = IngestWorker(
-            settings=settings.mqtt,
-            session_factory=session_factory,
-            client_id=f"{settings.client_id}-ingest",
-            group=settings.ingest_group,
+        ingest = make_ingest_worker(
+            settings, session_factory, client_id=f"{settings.client_id}-ingest"
         )
         dispatcher = OutboundDispatcher(
             settings=settings.mqtt,
@@ -104,6 +139,14 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
                 tg.create_task(ingest.run(), name="hub-ingest")
                 tg.create_task(dispatcher.run(), name="hub-dispatch")
                 tg.create_task(_serve(server), name="hub-api")
+                if settings.retention_days is not None:
+                    pruner = PositionPruner(
+                        session_factory=session_factory,
+                        retention=timedelta(days=settings.retention_days),
+                        interval_s=settings.prune_interval_s,
+                        chunk=settings.prune_chunk,
+                    )
+                    tg.create_task(pruner.run(), name="hub-prune")
         except* HubError as group:
             raise group.exceptions[0] from None  # callers catch HubError, not a group of one
     finally:

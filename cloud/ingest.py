@@ -9,6 +9,11 @@
   queue.
 - Batches: after the first message, whatever else is already queued (up to ``batch_max``, waiting at
   most ``batch_window_s`` once) is written in one transaction.
+- Backpressure: the CONNECT property Receive Maximum (MQTT 5) caps the QoS 1 messages the broker
+  has in flight to this worker, unacknowledged, at ``receive_maximum``. Since acks follow commits, a
+  worker whose database falls behind acks slower and the broker keeps the rest queued for it (or
+  for the other members of the shared subscription): memory stays bounded by ``receive_maximum``
+  messages. About twice ``batch_max`` keeps the next batch arriving while one is being written.
 - Database work runs in a worker thread (``asyncio.to_thread``) so the API keeps answering while a
   batch is written. A storage error drops the connection unacknowledged and reconnects with backoff,
   so the broker redelivers the batch once the database is back.
@@ -17,6 +22,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -106,6 +112,21 @@ def classify(topic: str, payload: bytes) -> Accepted | Rejected:
     return Accepted(topic=topic, message=message, payload=payload)
 
 
+def make_ingest_client(
+    *, settings: MqttSettings, client_id: str, receive_maximum: int
+) -> aiomqtt.Client:
+    """A persistent-session client that acks by hand and announces ``receive_maximum``.
+
+    Without Receive Maximum an MQTT 5 broker may have up to 65,535 unacknowledged messages in
+    flight to us (Mosquitto caps it at ``max_inflight_messages``), all buffered in this process.
+    """
+    client = make_client(settings=settings, client_id=client_id, manual_ack=True)
+    properties = client._properties
+    assert properties is not None  # make_client always sets CONNECT properties
+    properties.ReceiveMaximum = receive_maximum
+    return client
+
+
 @dataclass
 class IngestStats:
     """What ingest did since start; ``dead_letters`` counts by (topic kind, reason)."""
@@ -138,10 +159,13 @@ class IngestWorker:
         group: str = "hub",
         batch_max: int = 500,
         batch_window_s: float = 0.005,
+        receive_maximum: int = 1000,
         backoff: Backoff | None = None,
     ) -> None:
         if batch_max < 1:
             raise ValueError(f"batch_max must be at least 1, got {batch_max}")
+        if not 1 <= receive_maximum <= 65_535:
+            raise ValueError(f"receive_maximum must be in 1..65535, got {receive_maximum}")
         if batch_window_s < 0:
             raise ValueError(f"batch_window_s must not be negative, got {batch_window_s}")
         self._settings = settings
@@ -150,6 +174,7 @@ class IngestWorker:
         self._subscriptions = subscriptions(group)
         self._batch_max = batch_max
         self._batch_window_s = batch_window_s
+        self._receive_maximum = receive_maximum
         self._backoff = backoff or Backoff(
             minimum=settings.reconnect_min_s, maximum=settings.reconnect_max_s
         )
@@ -179,7 +204,11 @@ class IngestWorker:
             await asyncio.sleep(self._backoff.next_delay())
 
     async def _session(self) -> None:
-        client = make_client(settings=self._settings, client_id=self._client_id, manual_ack=True)
+        client = make_ingest_client(
+            settings=self._settings,
+            client_id=self._client_id,
+            receive_maximum=self._receive_maximum,
+        )
         async with connected(client):
             self.stats.connects += 1
             await client.subscribe([(topic_filter, 1) for topic_filter in self._subscriptions])
@@ -187,12 +216,22 @@ class IngestWorker:
             self._backoff.reset()
             self._ready.set()
             log.info("ingest subscribed to %s", ", ".join(self._subscriptions))
-            while True:
-                batch = await self._next_batch(client)
-                await self.handle(batch)
-                for message in batch:
-                    if message.qos > 0:
-                        client._client.ack(message.mid, message.qos)
+            # Two batches in the pipeline: while one is written (in a thread, mostly waiting for
+            # PostgreSQL), the next is received and decoded. Batches commit and are acknowledged
+            # in arrival order.
+            writing: asyncio.Task[None] | None = None
+            try:
+                while True:
+                    batch = await self._next_batch(client)
+                    items = self._classify(batch)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.create_task(self._store_and_ack(client, batch, items))
+            finally:
+                if writing is not None and not writing.done():
+                    writing.cancel()
+                    with contextlib.suppress(BaseException):
+                        await writing
 
     async def _next_batch(self, client: aiomqtt.Client) -> list[aiomqtt.Message]:
         """Wait for one message, then take what is queued; wait one short window for stragglers.
@@ -212,13 +251,35 @@ class IngestWorker:
 
     async def handle(self, batch: Sequence[aiomqtt.Message]) -> None:
         """Classify and store ``batch`` in one transaction (in a thread). Raises SQLAlchemyError."""
+        await self._write(batch, self._classify(batch))
+
+    async def _store_and_ack(
+        self,
+        client: aiomqtt.Client,
+        batch: Sequence[aiomqtt.Message],
+        items: Sequence[Accepted | Rejected],
+    ) -> None:
+        await self._write(batch, items)
+        for message in batch:
+            if message.qos > 0:
+                client._client.ack(message.mid, message.qos)
+
+    def _classify(self, batch: Sequence[aiomqtt.Message]) -> list[Accepted | Rejected]:
         items = [
             classify(m.topic.value, m.payload if isinstance(m.payload, bytes) else b"")
             for m in batch
         ]
+        for r in items:
+            if isinstance(r, Rejected):
+                log.warning(
+                    "dead-lettered a message on %s: %s %s", r.topic, r.reason, r.detail[:200]
+                )
+        return items
+
+    async def _write(
+        self, batch: Sequence[aiomqtt.Message], items: Sequence[Accepted | Rejected]
+    ) -> None:
         rejected = [i for i in items if isinstance(i, Rejected)]
-        for r in rejected:
-            log.warning("dead-lettered a message on %s: %s %s", r.topic, r.reason, r.detail[:200])
         result, unstorable = await asyncio.to_thread(self._store, items, datetime.now(UTC))
         self.stats.received += len(batch)
         self.stats.count(result, [*rejected, *unstorable])

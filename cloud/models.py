@@ -52,7 +52,16 @@ class Vehicle(Base):
 
 class PositionRow(Base):
     __tablename__ = "positions"
-    __table_args__ = (Index("ix_positions_vehicle_t", "vehicle_id", "t"),)
+    __table_args__ = (
+        Index("ix_positions_vehicle_t", "vehicle_id", "t"),
+        # BRIN on PostgreSQL (tiny for years of rows in arrival order), a btree on SQLite.
+        Index(
+            "ix_positions_t",
+            "t",
+            postgresql_using="brin",
+            postgresql_with={"pages_per_range": 32},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     vehicle_id: Mapped[str] = mapped_column(DeviceIdCol, ForeignKey("vehicles.id"))

@@ -52,6 +52,29 @@ class HubSettings(BaseSettings):
     )
     ingest_group: str = Field(default="hub", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     client_id: str = Field(default="hub", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
+    ingest_batch_max: int = Field(
+        default=500, ge=1, le=10_000, description="Messages written per ingest transaction, at most"
+    )
+    ingest_receive_maximum: int = Field(
+        default=1000,
+        ge=1,
+        le=65_535,
+        description=(
+            "MQTT 5 Receive Maximum of each ingest worker: the broker sends it at most this many "
+            "unacknowledged QoS 1 messages, so a worker that falls behind acknowledges slower "
+            "instead of buffering without bound. Twice ingest_batch_max keeps the next batch "
+            "arriving while one is written."
+        ),
+    )
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Delete positions older than this many days; None keeps them for ever",
+    )
+    prune_interval_s: float = Field(default=3600.0, gt=0)
+    prune_chunk: int = Field(
+        default=10_000, ge=1, description="Rows deleted per transaction while pruning"
+    )
     grant_validity_h: int = Field(default=72, ge=1, le=24 * 365)
     code_digits: int = Field(default=8, ge=6, le=12)
 

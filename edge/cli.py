@@ -41,6 +41,12 @@ def _demo(args: argparse.Namespace) -> int:
     return demo(args)
 
 
+def _hub_ingest(args: argparse.Namespace) -> int:
+    from cloud.cli import ingest
+
+    return ingest(args)
+
+
 def _provision(args: argparse.Namespace) -> int:
     from cloud import provision_cli  # the broker host's side: a Pi never imports it
 
@@ -73,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = verbs.add_parser(verb, help=f"run {what}")
         cmd.add_argument("--config", type=Path, required=True, help="TOML settings file")
         cmd.set_defaults(handler=handler)
+        if name == "hub":
+            worker = verbs.add_parser(
+                "ingest", help="run one ingest worker process (several share the load)"
+            )
+            worker.add_argument("--config", type=Path, required=True, help="TOML settings file")
+            worker.add_argument(
+                "--client-id",
+                default=None,
+                help="MQTT client id, unique per worker and stable across restarts "
+                "(default: <client_id>-ingest)",
+            )
+            worker.set_defaults(handler=_hub_ingest)
 
     prov = sub.add_parser("provision", help="device accounts and bundles, on the broker host")
     actions = prov.add_subparsers(dest="verb", required=True)

@@ -1,8 +1,12 @@
 """Writing one batch of received messages: idempotent on message id, one transaction (the caller's).
 
-Only plain SQL-expression bulk inserts (``executemany``) and a few ORM updates, so the same code
-runs on SQLite and PostgreSQL. Device rows are created on first contact, because positions and events
-reference them and a device may speak before its first status arrives.
+The idempotency rows come first: ``INSERT ... ON CONFLICT (message_id) DO NOTHING RETURNING`` says
+which messages are new, in one statement that also waits out a concurrent worker holding the same
+id (a redelivery to the other member of a shared subscription) instead of failing on it. Only the
+new messages' rows follow. Positions, the bulk of the data, go in with ``COPY ... FROM STDIN`` on
+PostgreSQL (through the session's own DBAPI connection, so inside the same transaction) and with a
+plain ``executemany`` on SQLite. Device rows are created on first contact, because positions and
+events reference them and a device may speak before its first status arrives.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, select, update
+import psycopg
+from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cloud.models import (
+    Base,
     DeadLetter,
     IngestedMessage,
     Locker,
@@ -59,22 +67,131 @@ class StoreResult:
     dead_letters: int = 0
 
 
-def _fresh(session: Session, accepted: Sequence[Accepted]) -> tuple[list[Message], int]:
-    """Messages whose id is neither stored already nor repeated earlier in the batch."""
-    ids = {a.message.id for a in accepted}
-    seen: set[uuid.UUID] = set()
-    if ids:
-        seen.update(
-            session.scalars(
-                select(IngestedMessage.message_id).where(IngestedMessage.message_id.in_(ids))
-            )
-        )
-    fresh = []
+POSITION_COLUMNS = (
+    "vehicle_id",
+    "t",
+    "lat",
+    "lon",
+    "speed_mps",
+    "heading_deg",
+    "alt_m",
+    "hdop",
+    "sats",
+    "fix",
+    "message_id",
+)
+POSITION_PG_TYPES = (
+    "varchar",
+    "timestamptz",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "int4",
+    "varchar",
+    "uuid",
+)
+"""PostgreSQL types of :data:`POSITION_COLUMNS`, as migration 0001 creates them."""
+_COPY_POSITIONS = f"COPY positions ({', '.join(POSITION_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+PositionTuple = tuple[
+    str,
+    datetime,
+    float,
+    float,
+    float | None,
+    float | None,
+    float | None,
+    float | None,
+    int | None,
+    str | None,
+    uuid.UUID,
+]
+
+
+def _table(model: type[Base]) -> Table:
+    """The Core table of ``model``, typed as such."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _claim(
+    session: Session, accepted: Sequence[Accepted], received_at: datetime
+) -> tuple[list[Message], int]:
+    """Write the idempotency rows of ``accepted``; return the messages that were new, and how many
+    were duplicates (stored before, or repeated earlier in the batch)."""
+    unique: dict[uuid.UUID, Message] = {}
     for a in accepted:
-        if a.message.id not in seen:
-            seen.add(a.message.id)
-            fresh.append(a.message)
+        unique.setdefault(a.message.id, a.message)
+    if not unique:
+        return [], len(accepted)
+    connection = session.connection()
+    dialect = connection.dialect.name
+    table = _table(IngestedMessage)
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(table)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table)
+    else:  # pragma: no cover - the hub supports these two
+        raise NotImplementedError(f"ingest does not support {dialect}")
+    stmt = stmt.on_conflict_do_nothing(index_elements=["message_id"]).returning(table.c.message_id)
+    rows = [_ingested_row(m, received_at) for m in unique.values()]
+    new_ids = set(connection.execute(stmt, rows).scalars())
+    fresh = [m for message_id, m in unique.items() if message_id in new_ids]
     return fresh, len(accepted) - len(fresh)
+
+
+def _position_tuples(batches: Iterable[TelemetryBatch]) -> list[PositionTuple]:
+    """Rows of ``positions`` in :data:`POSITION_COLUMNS` order, without a dict per point."""
+    return [
+        (
+            m.vehicle_id,
+            p.t,
+            p.lat,
+            p.lon,
+            p.speed_mps,
+            p.heading_deg,
+            p.alt_m,
+            p.hdop,
+            p.sats,
+            p.fix,
+            m.id,
+        )
+        for m in batches
+        for p in m.points
+    ]
+
+
+def insert_positions(connection: Connection, rows: Sequence[PositionTuple]) -> None:
+    """Append ``rows`` to ``positions`` in the open transaction of ``connection``.
+
+    PostgreSQL: one binary ``COPY`` on the raw psycopg connection (several times faster than any
+    INSERT, and about 1.5 times faster than a text COPY: no number formatting and parsing);
+    elsewhere an ``executemany``.
+    """
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        try:
+            with raw.cursor() as cursor, cursor.copy(_COPY_POSITIONS) as copy:
+                copy.set_types(POSITION_PG_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as err:
+            # Translated as SQLAlchemy would (DataError, OperationalError, ...), so that callers
+            # tell data from connection errors the same way for COPY as for any statement.
+            raise DBAPIError.instance(
+                _COPY_POSITIONS, None, err, psycopg.Error, dialect=connection.dialect
+            ) from err
+        return
+    connection.execute(
+        insert(PositionRow), [dict(zip(POSITION_COLUMNS, row, strict=True)) for row in rows]
+    )
 
 
 def _devices(
@@ -130,7 +247,7 @@ def store_batch(
     """
     accepted = [i for i in items if isinstance(i, Accepted)]
     rejected = [i for i in items if isinstance(i, Rejected)]
-    fresh, duplicates = _fresh(session, accepted)
+    fresh, duplicates = _claim(session, accepted, received_at)
 
     vehicle_ids = {m.vehicle_id for m in fresh if isinstance(m, TelemetryBatch | VehicleEvent)}
     vehicle_ids |= {
@@ -141,15 +258,12 @@ def store_batch(
     vehicles = _devices(session, Vehicle, vehicle_ids, seen_at=received_at)
     lockers = _devices(session, Locker, locker_ids, seen_at=received_at)
 
-    positions: list[dict[str, Any]] = []
     vehicle_events: list[dict[str, Any]] = []
     locker_events: list[dict[str, Any]] = []
     for m in fresh:
         if isinstance(m, TelemetryBatch):
-            positions.extend(
-                {"vehicle_id": m.vehicle_id, "message_id": m.id, **p.model_dump()} for p in m.points
-            )
-        elif isinstance(m, VehicleEvent):
+            continue
+        if isinstance(m, VehicleEvent):
             vehicle_events.append(
                 {
                     "vehicle_id": m.vehicle_id,
@@ -185,15 +299,15 @@ def store_batch(
                 device.compartments = m.compartments
     session.flush()  # device rows first: positions and events reference them
 
-    if positions:
-        session.execute(insert(PositionRow), positions)
+    insert_positions(
+        session.connection(),
+        _position_tuples(m for m in fresh if isinstance(m, TelemetryBatch)),
+    )
     if vehicle_events:
         session.execute(insert(VehicleEventRow), vehicle_events)
     if locker_events:
         session.execute(insert(LockerEventRow), locker_events)
         _apply_pickups([m for m in fresh if isinstance(m, LockerEvent)], session)
-    if fresh:
-        session.execute(insert(IngestedMessage), [_ingested_row(m, received_at) for m in fresh])
     if rejected:
         session.execute(
             insert(DeadLetter),

@@ -1,0 +1,277 @@
+"""Sustained ingest throughput: publishers -> real Mosquitto -> ingest worker processes -> PostgreSQL.
+
+A throw-away PostgreSQL (default durability: fsync on) and a Mosquitto come up; ``--workers``
+``lastmile hub ingest`` processes share the subscription; ``--publishers`` processes simulate
+``--vans`` vans sending 1 Hz positions in batches of 50-60 points, at QoS 1, as fast as the broker
+takes them, for ``--seconds``. Each publisher records the message ids it got a PUBACK for.
+
+- ``points_per_s``: points stored / time from the first publish until the database held every
+  acknowledged point (the backlog the broker queued counts against ingest, not for it).
+- ``lost``: acknowledged points not in the database; ``duplicated``: rows beyond one per point.
+- ``copy_rows_per_s``: the same rows COPYed by one connection into a scratch table with the same
+  columns and indexes, in transactions of the ingest batch's size; ``ratio`` = ingest / COPY.
+
+    python -m bench.ingest [--seconds 60] [--workers 2] [--publishers 2] [--vans 400]
+
+The last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from cloud.broker import MosquittoBroker
+from cloud.db import migrate
+from cloud.ingest import subscriptions
+from cloud.pgtest import ThrowawayPostgres, libpq_url
+from cloud.services.ingest import POSITION_PG_TYPES
+from edge.mqtt import connected, make_client
+from edge.settings import MqttSettings
+from protocol.messages import TelemetryBatch
+from protocol.topics import Channel, vehicle_topic
+
+MASTER_SECRET = "bench-Hub-Master-4e1f9a7c2b8d6e30-9a8b7c6d"
+LASTMILE_INGEST = ["-m", "edge.cli", "hub", "ingest"]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PROFILE = bool(__import__("os").environ.get("BENCH_PROFILE"))
+PUBLISH_WINDOW = 200  # QoS 1 publishes in flight per publisher
+INGEST_BATCH = 200  # messages per ingest transaction (~11,000 points)
+
+
+class Payloads:
+    """TelemetryBatch JSON built by hand from precomputed parts: pydantic (or even strftime) here
+    would cost the publishers more CPU than the ingest they measure, on the same machine. One
+    sample is checked against the schema."""
+
+    def __init__(self, rng: random.Random, *, horizon_s: int = 24 * 3600) -> None:
+        self._rng = rng
+        base = T0.timestamp()
+        self._times = [
+            datetime.fromtimestamp(base + i, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for i in range(0, horizon_s)
+        ]
+        self._tails = [
+            f'","lat":{52.3 + rng.random() * 0.1:.6f},"lon":{4.8 + rng.random() * 0.1:.6f},'
+            f'"speed_mps":{8 + rng.random():.2f},"heading_deg":{rng.random() * 359:.1f},'
+            f'"alt_m":{rng.random() * 5:.1f},"hdop":0.9,"sats":11,"fix":"3d"}}'
+            for _ in range(997)
+        ]
+        self._sent_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        TelemetryBatch.model_validate_json(self.build(str(uuid.uuid4()), "van-0", 1, 0, 55))
+
+    def build(self, message_id: str, vehicle_id: str, seq: int, start_s: int, n: int) -> bytes:
+        """Points at 1 Hz from second ``start_s`` after T0 (wrapping at the horizon)."""
+        times, tails = self._times, self._tails
+        k = self._rng.randrange(len(tails))
+        horizon = len(times)
+        points = ",".join(
+            '{"t":"' + times[(start_s + i) % horizon] + tails[(k + i) % 997] for i in range(n)
+        )
+        return (
+            f'{{"v":1,"id":"{message_id}","sent_at":"{self._sent_at}","type":"telemetry",'
+            f'"vehicle_id":"{vehicle_id}","seq":{seq},"points":[{points}]}}'
+        ).encode()
+
+
+async def _publish(args: argparse.Namespace) -> None:
+    """One publisher process: its vans, round-robin, until the deadline; ids acked -> out file."""
+    mqtt = MqttSettings(host="127.0.0.1", port=args.port)
+    rng = random.Random(args.index)
+    vans = [f"van-{args.index}-{i:04d}" for i in range(args.vans)]
+    seq = dict.fromkeys(vans, 0)
+    clock = dict.fromkeys(vans, 0)
+    payloads = Payloads(rng)
+    acked: list[tuple[str, int]] = []
+    client = make_client(
+        settings=mqtt,
+        client_id=f"bench-pub-{args.index}",
+        manual_ack=False,
+        max_inflight=PUBLISH_WINDOW,
+    )
+    window = asyncio.Semaphore(PUBLISH_WINDOW)
+
+    async def send(topic: str, payload: bytes, message_id: str, n: int) -> None:
+        try:
+            await client.publish(topic, payload, qos=1)
+            acked.append((message_id, n))
+        finally:
+            window.release()
+
+    deadline = time.monotonic() + args.seconds
+    async with connected(client), asyncio.TaskGroup() as tg:
+        while time.monotonic() < deadline:
+            for van in vans:
+                n = rng.randint(50, 60)
+                seq[van] += 1
+                message_id = str(uuid.uuid4())
+                payload = payloads.build(message_id, van, seq[van], clock[van], n)
+                clock[van] += n
+                await window.acquire()
+                tg.create_task(send(vehicle_topic(van, Channel.TELEMETRY), payload, message_id, n))
+                if time.monotonic() >= deadline:
+                    break
+    await asyncio.to_thread(Path(args.out).write_text, json.dumps(acked))
+
+
+def _count(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM positions").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _copy_rate(url: str, limit: int) -> float:
+    """Rows/s of COPYing the stored positions again, batch-sized transactions, one connection."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT vehicle_id, t, lat, lon, speed_mps, heading_deg, alt_m, hdop, sats, fix,"
+            " message_id FROM positions LIMIT %s",
+            (limit,),
+        ).fetchall()
+        conn.execute("CREATE TABLE scratch (LIKE positions INCLUDING ALL)")
+        conn.commit()
+        per_tx = INGEST_BATCH * 55
+        fmt = "FROM STDIN (FORMAT BINARY)"  # the same COPY as ingest's, at its best
+        columns = (
+            "vehicle_id, t, lat, lon, speed_mps, heading_deg, alt_m, hdop, sats, fix, message_id"
+        )
+        started = time.perf_counter()
+        for i in range(0, len(rows), per_tx):
+            with conn.cursor() as cur, cur.copy(f"COPY scratch ({columns}) {fmt}") as copy:
+                copy.set_types(POSITION_PG_TYPES)
+                for row in rows[i : i + per_tx]:
+                    copy.write_row(row)
+            conn.commit()
+        elapsed = time.perf_counter() - started
+    return len(rows) / elapsed
+
+
+def _run(args: argparse.Namespace) -> dict[str, float | int]:
+    work = Path(tempfile.mkdtemp(prefix="lastmile-bench-ingest-"))
+    # Durable defaults; only checkpoints spaced out as any write-heavy server would have them.
+    pg = ThrowawayPostgres(options={"max_wal_size": "4GB", "shared_buffers": "256MB"})
+    with MosquittoBroker(data_dir=work / "mosquitto") as broker, pg:
+        with psycopg.connect(libpq_url(pg.url), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE bench")
+        url = pg.url.rsplit("/", 1)[0] + "/bench"
+        migrate(url)
+        config = work / "hub.toml"
+        config.write_text(
+            f'database_url = "{url}"\ncode_master_secret = "{MASTER_SECRET}"\n'
+            f"ingest_batch_max = {INGEST_BATCH}\ningest_receive_maximum = {2 * INGEST_BATCH}\n"
+            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        )
+        mqtt = MqttSettings(host=broker.host, port=broker.port)
+        worker_ids = [f"bench-ingest-{i}" for i in range(args.workers)]
+
+        async def sessions() -> None:
+            for client_id in worker_ids:
+                client = make_client(settings=mqtt, client_id=client_id, manual_ack=True)
+                async with connected(client):
+                    await client.subscribe([(f, 1) for f in subscriptions("hub")])
+
+        asyncio.run(sessions())
+        workers = [
+            subprocess.Popen(
+                [sys.executable, *LASTMILE_INGEST, "--config", str(config), "--client-id", cid]
+                if not PROFILE
+                else [sys.executable, "/tmp/wprof.py", str(config), cid]
+            )
+            for cid in worker_ids
+        ]
+        try:
+            outs = [work / f"acked-{i}.json" for i in range(args.publishers)]
+            started = time.monotonic()
+            publishers = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.ingest",
+                        "--publisher",
+                        *("--index", str(i), "--port", str(broker.port), "--out", str(out)),
+                        *("--seconds", str(args.seconds)),
+                        *("--vans", str(max(1, args.vans // args.publishers))),
+                    ]
+                )
+                for i, out in enumerate(outs)
+            ]
+            for p in publishers:
+                if p.wait() != 0:
+                    raise SystemExit(f"a publisher failed ({p.returncode})")
+            acked: dict[str, int] = {}
+            for out in outs:
+                acked.update(json.loads(out.read_text()))
+            expected = sum(acked.values())
+            with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+                last, last_change = -1, time.monotonic()
+                while True:
+                    n = _count(conn)
+                    if n >= expected:
+                        break
+                    if n != last:
+                        last, last_change = n, time.monotonic()
+                    elif time.monotonic() - last_change > 15:
+                        break  # stalled: what is missing is lost
+                    time.sleep(0.05)
+                drained = time.monotonic()
+                stored_total = n
+                time.sleep(1.0)  # late duplicates would land now
+                per_message = dict(
+                    conn.execute(
+                        "SELECT message_id::text, count(*) FROM positions GROUP BY message_id"
+                    ).fetchall()
+                )
+                distinct = conn.execute(
+                    "SELECT count(*) FROM (SELECT DISTINCT message_id, t FROM positions) d"
+                ).fetchone()
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(timeout=30)
+        lost = sum(max(0, n - per_message.get(mid, 0)) for mid, n in acked.items())
+        total_rows = sum(per_message.values())
+        duplicated = total_rows - int(distinct[0] if distinct else 0)
+        points_per_s = stored_total / (drained - started)
+        copy_rows_per_s = _copy_rate(libpq_url(url), limit=min(total_rows, 1_000_000))
+    return {
+        "points_per_s": round(points_per_s),
+        "lost": lost,
+        "duplicated": duplicated,
+        "copy_rows_per_s": round(copy_rows_per_s),
+        "ratio": round(points_per_s / copy_rows_per_s, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--publishers", type=int, default=2)
+    parser.add_argument("--vans", type=int, default=400, help="vans over all publishers")
+    parser.add_argument("--publisher", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.publisher:
+        asyncio.run(_publish(args))
+        return
+    result = _run(args)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
