@@ -41,6 +41,13 @@ def ingest(args: argparse.Namespace) -> int:
     from cloud.settings import HubSettings
 
     settings = load_settings(HubSettings, args.config)
+    if settings.ingest_group is None:
+        print(
+            "lastmile: 'hub ingest' runs one of several workers that share a subscription: set "
+            "ingest_group (e.g. \"hub\") in the config, for 'hub serve' too",
+            file=sys.stderr,
+        )
+        return 2
     client_id: str | None = getattr(args, "client_id", None)
     return _run(lambda: run_ingest(settings, client_id=client_id))
 

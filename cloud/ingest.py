@@ -1,7 +1,12 @@
 """Ingest: device messages from the broker into the database, at least once and without duplicates.
 
-- One MQTT 5 persistent session with shared subscriptions (``$share/<group>/...``), so several hubs
-  can split the load and the broker queues QoS 1 messages while the hub restarts.
+- One MQTT 5 persistent session, so the broker queues QoS 1 messages while the hub restarts. With
+  no group (the default) it subscribes plainly: one worker, and the subscription survives a
+  Mosquitto restart. With a group it uses shared subscriptions (``$share/<group>/...``) so several
+  workers split the load -- but Mosquitto 2.0 does not restore shared subscriptions from its
+  persistence file after a restart (checked with 2.0.11), so messages published between a broker
+  restart and the workers' re-subscription are lost. Scale out on a broker that persists shared
+  subscriptions, or accept that window.
 - Messages are acknowledged only after the transaction holding them committed: a crash in between
   means a redelivery, and the message-id primary key of ``ingested_messages`` makes that harmless.
 - Whatever cannot be used (bad topic, undecodable payload, a device speaking for another id) goes
@@ -57,9 +62,10 @@ EXPECTED: dict[tuple[DeviceKind, Channel], type[Message]] = {
 """What the hub ingests, and the one message type each of those topics may carry."""
 
 
-def subscriptions(group: str) -> list[str]:
-    """The shared subscriptions of ingest worker group ``group``."""
-    return [shared(group, subscription(kind, channel)) for kind, channel in EXPECTED]
+def subscriptions(group: str | None) -> list[str]:
+    """The ingest subscriptions: shared ones for worker group ``group``, plain ones without."""
+    plain = [subscription(kind, channel) for kind, channel in EXPECTED]
+    return plain if group is None else [shared(group, f) for f in plain]
 
 
 def _sender(message: Message) -> tuple[DeviceKind, str]:
@@ -156,7 +162,7 @@ class IngestWorker:
         settings: MqttSettings,
         session_factory: sessionmaker[Session],
         client_id: str,
-        group: str = "hub",
+        group: str | None = None,
         batch_max: int = 500,
         batch_window_s: float = 0.005,
         receive_maximum: int = 1000,

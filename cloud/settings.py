@@ -50,7 +50,15 @@ class HubSettings(BaseSettings):
         default_factory=dict,
         description="SHA-256 hex digest of an API key -> its role; the keys are never stored",
     )
-    ingest_group: str = Field(default="hub", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    ingest_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="None: this hub is the one ingest worker, on plain persistent subscriptions "
+        "(they survive a Mosquitto restart, and retained status arrives at once). A name: ingest "
+        "through MQTT 5 shared subscriptions of that group, with more workers started by "
+        "'lastmile hub ingest'; Mosquitto 2.0 does not restore shared subscriptions after a broker "
+        "restart, so messages published before the workers re-subscribe are lost there.",
+    )
     client_id: str = Field(default="hub", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
     ingest_batch_max: int = Field(
         default=500, ge=1, le=10_000, description="Messages written per ingest transaction, at most"

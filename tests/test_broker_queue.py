@@ -86,3 +86,48 @@ def test_control_mosquittos_default_queue_limit_silently_drops(tmp_path) -> None
     with MosquittoBroker(data_dir=tmp_path / "b", queue_limit=1000) as broker:
         delivered = _deliver_to_lagging_subscriber(broker)
     assert delivered < N, "the control should lose messages; if not, this test proves nothing"
+
+
+def _received_after_restart(broker: MosquittoBroker, topic_filter: str) -> list[bytes]:
+    """Subscribe persistently, go away, restart the broker, publish, come back: what arrives?"""
+    subscribed = threading.Event()
+    sub = _client("restart-sub")
+    sub.on_subscribe = lambda *args: subscribed.set()
+    sub.connect(broker.host, broker.port, clean_start=False, properties=_persistent_props())
+    sub.loop_start()
+    sub.subscribe(topic_filter, qos=1)
+    assert subscribed.wait(10), "no SUBACK"
+    sub.disconnect()
+    sub.loop_stop()
+    broker.restart()
+    pub = _client("restart-pub")
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    pub.publish("load/x", b"published after the restart", qos=1).wait_for_publish(10)
+    pub.disconnect()
+    pub.loop_stop()
+    got: list[bytes] = []
+    back = _client("restart-sub")
+    back.on_message = lambda c, u, m: got.append(bytes(m.payload))
+    back.connect(broker.host, broker.port, clean_start=False, properties=_persistent_props())
+    back.loop_start()
+    deadline = time.monotonic() + 3  # a bounded wait: the negative case has nothing to wait for
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    back.disconnect()
+    back.loop_stop()
+    return got
+
+
+def test_a_plain_persistent_subscription_survives_a_broker_restart(tmp_path) -> None:
+    """Why the hub's single ingest worker subscribes plainly by default (cloud/ingest.py)."""
+    with MosquittoBroker(data_dir=tmp_path / "b", persistence=True) as broker:
+        assert _received_after_restart(broker, "load/#") == [b"published after the restart"]
+
+
+def test_mosquitto_2_does_not_restore_shared_subscriptions_after_a_restart(tmp_path) -> None:
+    """The known hole in scaling ingest out on Mosquitto: a shared subscription is gone after a
+    broker restart until its workers re-subscribe, and what is published meanwhile is lost. If this
+    test starts failing, Mosquitto fixed it and shared ingest can become the default again."""
+    with MosquittoBroker(data_dir=tmp_path / "b", persistence=True) as broker:
+        assert _received_after_restart(broker, "$share/hub/load/#") == []

@@ -48,6 +48,7 @@ def _config(path: Path, *, database_url: str, broker: MosquittoBroker) -> Path:
     path.write_text(
         f'database_url = "{database_url}"\n'
         f'code_master_secret = "{MASTER_SECRET}"\n'
+        'ingest_group = "hub"\n'
         "ingest_batch_max = 100\n"
         "ingest_receive_maximum = 200\n"
         "[mqtt]\n"
