@@ -3,6 +3,11 @@
 Pipeline: source → :class:`~edge.reporting.Reporter` (which fixes are worth a point) →
 :class:`~edge.batcher.Batcher` (how many points per message) → outbox → uplink. The source's health
 rides in the retained status, and a change of health republishes the status at once.
+
+Vehicle-bus sources (CAN, OBD-II; :class:`SignalSource`) run beside it: the agent keeps the latest value
+of every signal and turns the few discrete changes a fleet acts on into ``VehicleEvent`` messages
+(see :class:`SignalEvents` for which). Events go through the outbox at priority 1, so after an outage
+they reach the hub before the backlog of positions.
 """
 
 from __future__ import annotations
@@ -10,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Protocol
 
 from edge import __version__
 from edge.batcher import Batcher
@@ -17,12 +25,85 @@ from edge.config import VehicleSettings
 from edge.gnss.source import GnssSource
 from edge.outbox import Outbox
 from edge.reporting import Reporter
+from edge.signals import Health, SignalUpdate
 from edge.uplink import Uplink
 from protocol.codec import encode
-from protocol.messages import DeviceStatus, Position, TelemetryBatch
+from protocol.messages import DeviceStatus, Evidence, Position, TelemetryBatch, VehicleEvent
 from protocol.topics import Channel, vehicle_topic
 
 log = logging.getLogger(__name__)
+
+EVENT_PRIORITY = 1
+"""Outbox priority of vehicle events: above positions (0), so they drain first after an outage."""
+
+
+class SignalSource(Protocol):
+    """A vehicle-bus source (:class:`edge.can.CanSource`, :class:`edge.obd.ObdSource`): an endless
+    stream of updates that reconnects by itself, and its current health."""
+
+    @property
+    def health(self) -> Health: ...
+
+    def updates(self) -> AsyncIterator[SignalUpdate]: ...
+
+
+class SignalEvents:
+    """Which signal updates are events for the fleet. Deliberately small; pure, so it is tested alone.
+
+    Signals are recognised by the name they arrive under (a CAN signal's alias if it has one):
+
+    - ``DOOR_*`` / ``door_*``: ``door_opened`` when the value becomes non-zero, ``door_closed`` when
+      it returns to 0;
+    - ``GEAR`` / ``gear``: ``gear_changed`` whenever the value changes;
+    - ``RPM`` / ``ENGINE_RPM`` (any case): ``ignition_on`` when the engine speed goes above
+      :attr:`RPM_ON`, ``ignition_off`` once it has read 0 for :attr:`OFF_AFTER_S` (stamped at the first
+      zero). The ignition starts as off, so a van started with the engine running reports
+      ``ignition_on`` once. "Off" is confirmed by the first RPM update ``OFF_AFTER_S`` after the first
+      zero: the sources' heartbeat (``max_interval_s`` on CAN, the poll interval on OBD) provides it.
+
+    The first value of a door or gear is not an event: there is no change to report. Times are the
+    updates' own (signal time), so a burst of replayed frames is judged as the car lived it.
+    """
+
+    RPM_ON = 300.0
+    OFF_AFTER_S = 5.0
+    RPM_SIGNALS = frozenset({"rpm", "engine_rpm"})
+
+    def __init__(self) -> None:
+        self.latest: dict[str, SignalUpdate] = {}
+        self.ignition_on = False
+        self._rpm_zero_since: float | None = None
+
+    def offer(self, update: SignalUpdate) -> list[tuple[str, float]]:
+        """Remember ``update``; return the events it causes as ``(kind, t)``."""
+        name = update.name
+        previous = self.latest.get(name)
+        self.latest[name] = update
+        if name.startswith(("DOOR_", "door_")):
+            if previous is not None and (previous.value != 0) != (update.value != 0):
+                return [("door_opened" if update.value != 0 else "door_closed", update.t)]
+        elif name.lower() == "gear":
+            if previous is not None and previous.value != update.value:
+                return [("gear_changed", update.t)]
+        elif name.lower() in self.RPM_SIGNALS:
+            return self._ignition(update)
+        return []
+
+    def _ignition(self, update: SignalUpdate) -> list[tuple[str, float]]:
+        if update.value > self.RPM_ON:
+            self._rpm_zero_since = None
+            if not self.ignition_on:
+                self.ignition_on = True
+                return [("ignition_on", update.t)]
+        elif update.value <= 0:
+            if self._rpm_zero_since is None:
+                self._rpm_zero_since = update.t
+            if self.ignition_on and update.t - self._rpm_zero_since >= self.OFF_AFTER_S:
+                self.ignition_on = False
+                return [("ignition_off", self._rpm_zero_since)]
+        else:
+            self._rpm_zero_since = None  # idling below RPM_ON, or cranking: no change either way
+        return []
 
 
 class VehicleAgent:
@@ -36,13 +117,23 @@ class VehicleAgent:
         outbox: Outbox,
         uplink: Uplink | None = None,
         reporter: Reporter | None = None,
+        signal_sources: Mapping[str, SignalSource] | None = None,
+        health_poll_s: float = 1.0,
     ) -> None:
+        """``signal_sources`` are keyed by the name their health has in the status (``can``,
+        ``obd``). Their health is a plain attribute, so it is polled every ``health_poll_s``."""
         self.settings = settings
         self.vehicle_id = settings.device_id
         self._gnss = gnss
         self._outbox = outbox
         self._started = time.monotonic()
         self._telemetry_topic = vehicle_topic(self.vehicle_id, Channel.TELEMETRY)
+        self._events_topic = vehicle_topic(self.vehicle_id, Channel.EVENTS)
+        self._signal_sources = dict(signal_sources or {})
+        self._signal_updates = dict.fromkeys(self._signal_sources, 0)
+        self._health_poll_s = health_poll_s
+        self.signal_events = SignalEvents()
+        self.last_fix: Position | None = None
         self.reporter = reporter or Reporter(settings=settings.reporting)
         self._batcher = Batcher(
             max_points=settings.batch.max_points, max_age_s=settings.batch.max_age_s
@@ -58,6 +149,7 @@ class VehicleAgent:
             status_interval_s=settings.status_interval_s,
         )
         self.points_queued = 0
+        self.events_queued = 0
 
     def health(self) -> dict[str, str]:
         """What the retained status says about this van's sensors (strings: the contract's type)."""
@@ -67,7 +159,15 @@ class VehicleAgent:
             out["gnss_error"] = h.error
         out.update({f"gnss_{k}": str(v) for k, v in self._gnss.counters().items()})
         out["reported"] = str(sum(self.reporter.reasons.values()))
+        for name, source in self._signal_sources.items():
+            out[name] = source.health
+            out[f"{name}_updates"] = str(self._signal_updates[name])
         return out
+
+    @property
+    def latest_signals(self) -> Mapping[str, SignalUpdate]:
+        """The last update of every signal seen, by name."""
+        return self.signal_events.latest
 
     def status_payload(self, online: bool) -> bytes:
         return encode(
@@ -89,10 +189,15 @@ class VehicleAgent:
             tg.create_task(self._collect(), name="gnss")
             tg.create_task(self._watch_health(), name="gnss-health")
             tg.create_task(self._age_out(), name="batch-age")
+            for name, source in self._signal_sources.items():
+                tg.create_task(self._signals(name, source), name=f"signals-{name}")
+            if self._signal_sources:
+                tg.create_task(self._watch_signal_health(), name="signals-health")
 
     async def _collect(self) -> None:
         try:
             async for fix in self._gnss.fixes():
+                self.last_fix = fix
                 if self.reporter.offer(fix) is not None:
                     self._add(fix)
         finally:
@@ -102,6 +207,46 @@ class VehicleAgent:
         async for h in self._gnss.health_changes():
             log.info("gnss %s%s", h.state, f": {h.error}" if h.error else "")
             self.uplink.refresh_status()
+
+    async def _signals(self, name: str, source: SignalSource) -> None:
+        async for update in source.updates():
+            self._signal_updates[name] += 1
+            for kind, t in self.signal_events.offer(update):
+                self._queue_event(kind, t, {update.name: update.value})
+
+    async def _watch_signal_health(self) -> None:
+        """Republish the status when a source's health changes (the sources expose no stream of it)."""
+        seen: dict[str, Health] = {}
+        while True:
+            now = {name: s.health for name, s in self._signal_sources.items()}
+            if now != seen:
+                if seen:
+                    log.info("signal sources: %s", now)
+                    self.uplink.refresh_status()
+                seen = now
+            await asyncio.sleep(self._health_poll_s)
+
+    def _queue_event(self, kind: str, t: float, evidence: Evidence) -> None:
+        vid = self.vehicle_id
+        at = datetime.fromtimestamp(t, UTC)
+        position = self.last_fix
+        self._outbox.put(
+            self._events_topic,
+            lambda seq: encode(
+                VehicleEvent(
+                    vehicle_id=vid,
+                    seq=seq,
+                    kind=kind,
+                    at=at,
+                    position=position,
+                    evidence=evidence,
+                )
+            ),
+            priority=EVENT_PRIORITY,
+        )
+        self.events_queued += 1
+        log.info("vehicle event %s %s", kind, evidence)
+        self.uplink.wake()
 
     async def _age_out(self) -> None:
         """Close a batch by wall-clock age too. The batcher closes batches when a point arrives, but

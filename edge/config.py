@@ -6,8 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.can.settings import CanSettings
 from edge.gnss.settings import GpsdSettings, NmeaSettings
 from edge.gnss.sim import SimGnssSettings
+from edge.obd.settings import ObdSettings
 from edge.reporting import ReportingSettings
 from edge.settings import AgentSettingsBase
 
@@ -25,7 +27,12 @@ class BatchSettings(BaseModel):
 
 
 class VehicleSettings(AgentSettingsBase):
-    """``gnss`` picks the receiver backend; only the sub-settings of the chosen one are used."""
+    """``gnss`` picks the receiver backend; only the sub-settings of the chosen one are used.
+
+    ``can`` and ``obd`` are optional: a van reads its CAN bus and/or OBD-II port only when the section
+    is present (``[can]`` with ``interface = "virtual"`` runs the simulated drive, see
+    :func:`edge.app.build_signal_sources`).
+    """
 
     gnss: GnssBackend = "sim"
     sim: SimGnssSettings = SimGnssSettings()
@@ -34,3 +41,5 @@ class VehicleSettings(AgentSettingsBase):
     reporting: ReportingSettings = ReportingSettings()
     batch: BatchSettings = BatchSettings()
     status_interval_s: float = Field(default=30.0, gt=0)
+    can: CanSettings | None = None
+    obd: ObdSettings | None = None

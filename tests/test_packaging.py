@@ -53,7 +53,7 @@ def test_the_shipped_van_config_is_valid() -> None:
 def test_every_shipped_or_generated_broker_config_never_drops_qos1(tmp_path: Path) -> None:
     from cloud.broker import render_config
 
-    configs = [p.read_text() for p in (ROOT / "firmware_configs").rglob("*.conf")]
+    configs = [p.read_text() for p in (ROOT / "firmware_configs/mosquitto").rglob("*.conf")]
     configs.append(render_config(port=1883, host="127.0.0.1", data_dir=tmp_path, persistence=True))
     assert len(configs) >= 2
     for text in configs:
