@@ -129,19 +129,27 @@ def _claim(
     if not unique:
         return [], len(accepted)
     connection = session.connection()
-    dialect = connection.dialect.name
     table = _table(IngestedMessage)
+    stmt = _insert_or_skip(connection, table, "message_id").returning(table.c.message_id)
+    rows = [_ingested_row(m, received_at) for m in unique.values()]
+    new_ids = set(connection.execute(stmt, rows).scalars())
+    fresh = [m for message_id, m in unique.items() if message_id in new_ids]
+    return fresh, len(accepted) - len(fresh)
+
+
+def _insert_or_skip(connection: Connection, table: Table, key: str) -> Any:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` for the two backends the hub supports.
+
+    Concurrent workers inserting the same key serialise on it (the second waits for the first to
+    commit, then skips) instead of one of them failing its whole batch."""
+    dialect = connection.dialect.name
     if dialect == "postgresql":
         stmt: Any = postgresql.insert(table)
     elif dialect == "sqlite":
         stmt = sqlite.insert(table)
     else:  # pragma: no cover - the hub supports these two
         raise NotImplementedError(f"ingest does not support {dialect}")
-    stmt = stmt.on_conflict_do_nothing(index_elements=["message_id"]).returning(table.c.message_id)
-    rows = [_ingested_row(m, received_at) for m in unique.values()]
-    new_ids = set(connection.execute(stmt, rows).scalars())
-    fresh = [m for message_id, m in unique.items() if message_id in new_ids]
-    return fresh, len(accepted) - len(fresh)
+    return stmt.on_conflict_do_nothing(index_elements=[key])
 
 
 def _position_tuples(batches: Iterable[TelemetryBatch]) -> list[PositionTuple]:
@@ -197,17 +205,22 @@ def insert_positions(connection: Connection, rows: Sequence[PositionTuple]) -> N
 def _devices(
     session: Session, model: type[D], ids: Iterable[str], *, seen_at: datetime
 ) -> dict[str, D]:
-    """Load or create the device rows for ``ids`` and mark them seen now."""
+    """Load or create the device rows for ``ids`` and mark them seen now.
+
+    New devices are created with ``ON CONFLICT DO NOTHING`` in id order: two workers meeting the
+    same new van at once would otherwise both INSERT it and one would lose its whole batch (seen
+    in the ingest benchmark as dead-lettered points).
+    """
     wanted = set(ids)
     if not wanted:
         return {}
+    connection = session.connection()
+    extra = {"compartments": 0} if model is Locker else {}
+    connection.execute(
+        _insert_or_skip(connection, _table(model), "id"),
+        [{"id": i, "online": False, "version": "", **extra} for i in sorted(wanted)],
+    )
     found = {d.id: d for d in session.scalars(select(model).where(model.id.in_(wanted)))}
-    for device_id in wanted - found.keys():
-        device = model(id=device_id, online=False, version="")
-        if isinstance(device, Locker):
-            device.compartments = 0
-        session.add(device)
-        found[device_id] = device
     for device in found.values():
         if device.last_seen is None or device.last_seen < seen_at:
             device.last_seen = seen_at
