@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from edge.durable import open_durable_db
 from edge.errors import MessageTooLargeError, OutboxError
 
 Payload = bytes | Callable[[int], bytes]
@@ -67,11 +68,9 @@ class Outbox:
         self.path = Path(path)
         self.max_payload_bytes = max_payload_bytes
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.executescript(_SCHEMA)
+            self._db = open_durable_db(
+                self.path, _SCHEMA, synchronous=synchronous, check_same_thread=False
+            )
         except (sqlite3.Error, OSError) as err:
             raise OutboxError(f"cannot open outbox {self.path}: {err}") from err
 

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import get_args
 from uuid import UUID
 
+from edge.durable import open_durable_db
 from locker.errors import GrantStoreError
 from protocol.codes import hash_code
 from protocol.messages import Grant, GrantKind
@@ -94,11 +95,7 @@ class GrantStore:
         self.path = Path(path)
         self._key = locker_key
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_durable_db(self.path, _SCHEMA)
         except (sqlite3.Error, OSError) as err:
             raise GrantStoreError(f"cannot open the grant store: {err}", path=self.path) from err
 

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
+from edge.durable import open_durable_db
 from locker.errors import StateStoreError
 
 _SCHEMA = """
@@ -95,11 +96,7 @@ class Lockout:
         self.path = Path(path)
         self.policy = policy or LockoutPolicy()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_durable_db(self.path, _SCHEMA)
         except (sqlite3.Error, OSError) as err:
             raise StateStoreError(f"cannot open the lockout store: {err}", path=self.path) from err
 

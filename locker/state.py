@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Literal, get_args
 from uuid import UUID
 
+from edge.durable import open_durable_db
 from locker.errors import StateStoreError
 
 Flow = Literal["deposit", "pickup", "return", "remote"]
@@ -70,11 +71,7 @@ class LockerState:
         self.path = Path(path)
         self.marker = Path(marker)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_durable_db(self.path, _SCHEMA)
         except (sqlite3.Error, OSError) as err:
             raise StateStoreError(f"cannot open the locker state: {err}", path=self.path) from err
 
