@@ -242,9 +242,9 @@ async def test_a_parcel_code_from_the_api_opens_exactly_its_compartment_once(
         mqtt=mqtt_settings,
         compartments=4,
     )
-    shut_doors(factory)
     try:
         with open_locker(settings, pin_factory=factory, keypad=keypad) as locker:
+            shut_doors(factory)  # after the board claimed its pins: a locker starts shut
             task = asyncio.create_task(locker.run())
             try:
                 await _parcel_story(hub, locker, factory, keypad)

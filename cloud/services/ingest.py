@@ -338,9 +338,11 @@ def store_batch(
 
 
 def _apply_pickups(events: Sequence[LockerEvent], session: Session) -> None:
-    """A code accepted for a parcel's grant means the parcel was collected (skeleton rule)."""
+    """``picked_up`` -- the locker saw the door open and shut again after a pickup code -- is the
+    proof of delivery. A merely accepted code is not: the customer may never open the door, and
+    courier and return codes are accepted too."""
     for ev in events:
-        if ev.kind != "code_accepted" or ev.grant_id is None:
+        if ev.kind != "picked_up" or ev.grant_id is None:
             continue
         session.execute(
             update(Parcel)

@@ -98,7 +98,7 @@ def test_a_parcel_code_reaches_the_locker_only_as_a_hash_and_its_pickup_is_recor
                     LockerEvent(
                         locker_id="locker-1",
                         seq=1,
-                        kind="code_accepted",
+                        kind="picked_up",
                         at=datetime(2026, 11, 23, 17, 5, tzinfo=UTC),
                         compartment=grant.compartment,
                         grant_id=grant.grant_id,
