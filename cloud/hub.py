@@ -133,12 +133,24 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
-        server = _Server(config, started=started)
+        api_up = asyncio.Event()
+        server = _Server(config, started=api_up)
         try:
             async with asyncio.TaskGroup() as tg:
+                # The API first: if its port is taken the hub fails before it has touched the
+                # broker, rather than tearing down half-made MQTT sessions.
+                api = tg.create_task(_serve(server), name="hub-api")
+                up = asyncio.create_task(api_up.wait())
+                try:
+                    await asyncio.wait((api, up), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    up.cancel()
+                if api.done():
+                    return  # its HubError leaves through the task group
                 tg.create_task(ingest.run(), name="hub-ingest")
                 tg.create_task(dispatcher.run(), name="hub-dispatch")
-                tg.create_task(_serve(server), name="hub-api")
+                if started is not None:
+                    started.set()
                 if settings.retention_days is not None:
                     pruner = PositionPruner(
                         session_factory=session_factory,
