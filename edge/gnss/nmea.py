@@ -76,6 +76,9 @@ class NmeaStats:
     no_fix: int = 0
     """Epochs (or time-less RMCs) in which the receiver reported no position."""
     opens: int = 0
+    last_had_fix: bool | None = None
+    """Whether the most recent complete epoch had a position: what health must follow, whatever
+    order epochs happen to arrive in within one read."""
     rejected: Counter[str] = field(default_factory=Counter)
     bad_in_a_row: int = 0
     """Lines rejected since the last good sentence; many in a row suggests a wrong baud rate."""
@@ -199,6 +202,7 @@ class NmeaDecoder:
             out += self._finish()
             if kind == "RMC":
                 self.stats.no_fix += 1
+                self.stats.last_had_fix = False
             return out
         if self._epoch is None or self._epoch.time != time:
             out += self._finish()
@@ -222,8 +226,10 @@ class NmeaDecoder:
         fix = self._position(epoch)
         if fix is None:
             self.stats.no_fix += 1
+            self.stats.last_had_fix = False
             return []
         self.stats.fixes += 1
+        self.stats.last_had_fix = True
         return [fix]
 
     def _position(self, e: _Epoch) -> Position | None:
@@ -342,6 +348,12 @@ class NmeaSerialGnss:
         if self._health.set(GnssState.DISCONNECTED, why):
             log.warning("%s; reopening", why)
 
+    def _follow_last_epoch(self) -> None:
+        if self.stats.last_had_fix:
+            self._health.set(GnssState.OK)
+        else:
+            self._health.set(GnssState.NO_FIX, "receiver has no fix")
+
     async def _decode(
         self, chunks: asyncio.Queue[bytes | PortLost]
     ) -> AsyncGenerator[Position, None]:
@@ -354,9 +366,10 @@ class NmeaSerialGnss:
                     chunk = await chunks.get()
             except TimeoutError:
                 # A quiet line means the epoch is complete: emit it rather than wait for the next.
+                epochs_before = self.stats.fixes + self.stats.no_fix
                 flushed = decoder.flush()
-                if flushed:
-                    self._health.set(GnssState.OK)
+                if self.stats.fixes + self.stats.no_fix != epochs_before:
+                    self._follow_last_epoch()
                 for fix in flushed:
                     yield fix
                 idle += EPOCH_IDLE_S
@@ -368,13 +381,12 @@ class NmeaSerialGnss:
             idle = 0.0
             if isinstance(chunk, PortLost):
                 raise chunk
-            no_fix_before = self.stats.no_fix
+            epochs_before = self.stats.fixes + self.stats.no_fix
             fixes = decoder.feed(chunk)
             if fixes:
                 self._backoff.reset()
-                self._health.set(GnssState.OK)
-            elif self.stats.no_fix > no_fix_before:
-                self._health.set(GnssState.NO_FIX, "receiver has no fix")
+            if self.stats.fixes + self.stats.no_fix != epochs_before:
+                self._follow_last_epoch()
             elif self.stats.bad_in_a_row >= BAD_LINES_BEFORE_ALARM:
                 self._health.set(
                     GnssState.NO_FIX,
