@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import can
@@ -17,6 +16,7 @@ from edge.can import CanConfigError, CanOpenError, CanSettings, CanSource, Signa
 from edge.can.decoder import CanFilter, SignalDecoder, load_dbc
 from edge.can.player import FramePlayer, drive_frames
 from edge.signals import SignalUpdate
+from tests.edge.signal_rig import collecting, poll
 
 DBC = Path(__file__).parents[1] / "data" / "can" / "toyota_prius_2010_pt.dbc"
 DB = load_dbc(str(DBC))
@@ -53,28 +53,8 @@ def _unfiltered(settings: CanSettings, filters: Sequence[CanFilter]) -> can.BusA
     return can.Bus(interface="virtual", channel=settings.channel)
 
 
-async def _poll(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.01)
-
-
-@contextlib.asynccontextmanager
-async def _collecting(source: CanSource) -> AsyncIterator[list[SignalUpdate]]:
-    got: list[SignalUpdate] = []
-
-    async def consume() -> None:
-        async for update in source.updates():
-            got.append(update)
-
-    task = asyncio.create_task(consume())
-    try:
-        await _poll(lambda: source.health == "ok")
-        yield got
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def _collecting(source: CanSource) -> contextlib.AbstractAsyncContextManager[list[SignalUpdate]]:
+    return collecting(source, ready=lambda: source.health == "ok")
 
 
 def test_a_speed_frame_becomes_an_update_with_the_dbc_unit() -> None:
@@ -128,8 +108,8 @@ async def test_the_source_decodes_a_virtual_bus_and_counts_junk_per_reason() -> 
         ]
         for msg in [_speed_frame(10.0, t=1.0), *junk, _speed_frame(20.0, t=1.1)]:
             car.send(msg)
-        await _poll(lambda: len(got) == 2)
-        await _poll(lambda: source.stats.decoder.frames == 6)
+        await poll(lambda: len(got) == 2)
+        await poll(lambda: source.stats.decoder.frames == 6)
     car.shutdown()
     assert [round(u.value) for u in got] == [10, 20]
     assert dict(source.stats.decoder.bad) == {
@@ -150,7 +130,7 @@ async def test_with_its_own_filters_the_bus_never_hands_over_unrelated_frames() 
             can.Message(arbitration_id=0x24, is_extended_id=False, data=bytes(8))
         )  # KINEMATICS: not configured
         car.send(_speed_frame(12.0, t=0))
-        await _poll(lambda: len(got) == 1)
+        await poll(lambda: len(got) == 1)
     car.shutdown()
     assert source.stats.decoder.frames == 1
     assert not source.stats.decoder.bad
@@ -247,9 +227,9 @@ async def test_a_played_drive_reports_gear_and_door_changes() -> None:
     frames = list(drive_frames(DB, seed=3, duration_s=60, start_t=1e9))
     async with _collecting(source) as got:
         with FramePlayer(channel=s.channel, frames=frames, time_scale=None) as player:
-            await _poll(lambda: player.done.is_set())
-        await _poll(lambda: source.stats.decoder.frames >= player.sent * 0.2)
-        await _poll(lambda: any(u.name == "GEAR" and u.value == 3 for u in got))
+            await poll(lambda: player.done.is_set())
+        await poll(lambda: source.stats.decoder.frames >= player.sent * 0.2)
+        await poll(lambda: any(u.name == "GEAR" and u.value == 3 for u in got))
     doors = [u.value for u in got if u.name == "door_fr"]
     assert 1.0 in doors and doors[-1] == 0.0
     assert max(u.value for u in got if u.name == "SPEED") > 15  # mph: 30-50 km/h cruising
@@ -273,13 +253,13 @@ async def test_a_vanished_bus_is_reported_and_reopened() -> None:
     car = can.Bus(interface="virtual", channel=s.channel)
     async with _collecting(source) as got:
         car.send(_speed_frame(10.0, t=0))
-        await _poll(lambda: len(got) == 1)
+        await poll(lambda: len(got) == 1)
         failures_left[0] = 2
         buses[0].shutdown()  # the adapter is unplugged under the reader
-        await _poll(lambda: source.health == "disconnected")
-        await _poll(lambda: source.health == "ok" and source.stats.opens == 2)
+        await poll(lambda: source.health == "disconnected")
+        await poll(lambda: source.health == "ok" and source.stats.opens == 2)
         car.send(_speed_frame(20.0, t=1))
-        await _poll(lambda: len(got) == 2)
+        await poll(lambda: len(got) == 2)
     car.shutdown()
     assert source.stats.failures == 3  # the bus failure and two failed reopens
     assert "adapter not found" in source.stats.last_error
@@ -291,8 +271,8 @@ async def test_bus_off_is_reported_until_frames_flow_again() -> None:
     car = can.Bus(interface="virtual", channel=s.channel)
     async with _collecting(source) as got:
         car.send(can.Message(arbitration_id=0x40, is_error_frame=True, data=bytes(8)))
-        await _poll(lambda: source.health == "bus_off")
+        await poll(lambda: source.health == "bus_off")
         car.send(_speed_frame(5.0, t=0))
-        await _poll(lambda: len(got) == 1 and source.health == "ok")
+        await poll(lambda: len(got) == 1 and source.health == "ok")
     car.shutdown()
     assert source.stats.decoder.bad["error_frame"] == 1

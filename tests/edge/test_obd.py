@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,7 +16,7 @@ from edge.obd import (
     PidSpec,
 )
 from edge.obd.emulator import ElmEmulator
-from edge.signals import SignalUpdate
+from tests.edge.signal_rig import collecting, poll
 
 PIDS = [
     PidSpec(name="SPEED", interval_s=0.05),
@@ -41,33 +39,10 @@ def elm() -> Iterator[ElmEmulator]:
     emulator.close()
 
 
-async def _poll(cond, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def _collecting(source: ObdSource) -> AsyncIterator[list[SignalUpdate]]:
-    got: list[SignalUpdate] = []
-
-    async def consume() -> None:
-        async for update in source.updates():
-            got.append(update)
-
-    task = asyncio.create_task(consume())
-    try:
-        yield got
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def test_speed_rpm_and_coolant_arrive_with_units_at_their_rates(elm: ElmEmulator) -> None:
     source = ObdSource(settings=ObdSettings(port=elm.port, pids=PIDS))
-    async with _collecting(source) as got:
-        await _poll(lambda: sum(u.name == "COOLANT_TEMP" for u in got) >= 3)
+    async with collecting(source) as got:
+        await poll(lambda: sum(u.name == "COOLANT_TEMP" for u in got) >= 3)
         assert source.health == "ok"
     latest = {u.name: u for u in got}
     assert 0 <= latest["SPEED"].value <= 250 and latest["SPEED"].unit == "kph"
@@ -82,11 +57,11 @@ async def test_trouble_codes_are_read_on_demand_between_polls(elm: ElmEmulator) 
     source = ObdSource(settings=ObdSettings(port=elm.port, pids=PIDS))
     with pytest.raises(ObdDisconnectedError):
         await source.read_dtcs()  # not connected yet: said, not hung
-    async with _collecting(source) as got:
-        await _poll(lambda: len(got) >= 2)
+    async with collecting(source) as got:
+        await poll(lambda: len(got) >= 2)
         dtcs = await source.read_dtcs()
         n = len(got)
-        await _poll(lambda: len(got) > n + 2)  # polling goes on after the on-demand request
+        await poll(lambda: len(got) > n + 2)  # polling goes on after the on-demand request
     assert [d.code for d in dtcs] == ["P0143", "P0196"]
     assert "O2 Sensor" in dtcs[0].description
 
@@ -100,13 +75,13 @@ async def test_a_vanished_adapter_is_reported_and_a_new_one_is_picked_up() -> No
     source = ObdSource(settings=settings)
     second: ElmEmulator | None = None
     try:
-        async with _collecting(source) as got:
-            await _poll(lambda: len(got) >= 3)
+        async with collecting(source) as got:
+            await poll(lambda: len(got) >= 3)
             first.kill()
-            await _poll(lambda: source.health == "disconnected")
+            await poll(lambda: source.health == "disconnected")
             second = _emulator(tcp_port=port)
             n = len(got)
-            await _poll(lambda: source.health == "ok" and len(got) > n + 3, timeout=20)
+            await poll(lambda: source.health == "ok" and len(got) > n + 3, timeout=20)
     finally:
         first.close()
         if second is not None:

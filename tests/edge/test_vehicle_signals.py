@@ -27,6 +27,7 @@ from protocol.messages import DeviceStatus, Position, TelemetryBatch, VehicleEve
 from protocol.topics import Channel, vehicle_topic
 from tests.edge import test_obd
 from tests.edge.gnss_rigs import until
+from tests.edge.signal_rig import poll
 from tests.edge.test_vehicle_agent import T0, ScriptedGnss, _running
 
 DBC = Path(__file__).parents[1] / "data" / "can" / "toyota_prius_2010_pt.dbc"
@@ -141,7 +142,7 @@ async def test_a_running_engine_on_obd_is_ignition_on_and_obd_health_is_in_the_s
     )
     assert agent.health()["obd"] == "starting"
     async with _running(agent):
-        await test_obd._poll(lambda: any(e.kind == "ignition_on" for e in _events(outbox)))
+        await poll(lambda: any(e.kind == "ignition_on" for e in _events(outbox)))
         status = decode(agent.status_payload(True), DeviceStatus)
     (event,) = _events(outbox)  # the emulated car idles: one ignition_on, nothing else
     assert event.kind == "ignition_on" and event.position is None  # no fix yet
