@@ -48,8 +48,12 @@ class HarshCornering:
         out: list[DrivingEvent] = []
         last = self._last_t
         if last is not None and t <= last:
-            self.counters["out_of_order"] += 1
-            return out
+            if t == last:
+                self.counters["duplicate"] += 1
+                return out
+            self.counters["clock_back"] += 1
+            self._episode, last = None, None
+            self._reset()
         self._last_t = t
         gap = last is not None and t - last > self._max_gap
         if gap or heading_deg is None or speed_mps < self._s.min_speed_mps:

@@ -44,8 +44,12 @@ class HarshLongitudinal:
         out: list[DrivingEvent] = []
         last = self._last_t
         if last is not None and t <= last:
-            self.counters["out_of_order"] += 1
-            return out
+            if t == last:
+                self.counters["duplicate"] += 1
+                return out
+            self.counters["clock_back"] += 1  # a receiver restart, a replayed log: start afresh
+            self._episode, last = None, None
+            self._reset()
         if last is not None and t - last > self._max_gap:
             out += self._close()
             self._reset()

@@ -34,10 +34,13 @@ class Overspeed:
 
     def offer(self, *, t: float, speed_mps: float) -> list[DrivingEvent]:
         s, last = self._s, self._last_t
-        if last is not None and t <= last:
-            self.counters["out_of_order"] += 1
-            return []
         out: list[DrivingEvent] = []
+        if last is not None and t <= last:
+            if t == last:
+                self.counters["duplicate"] += 1
+                return out
+            self.counters["clock_back"] += 1
+            self._start, last = None, None
         if last is not None and t - last > self._max_gap:
             out += self._close(last)
         self._last_t = t
