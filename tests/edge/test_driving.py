@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import random
+import tomllib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from edge.agent import SignalEvents
+from edge.config import VehicleSettings
 from edge.driving import (
     CorneringSettings,
     DrivingMonitor,
@@ -20,6 +23,7 @@ from edge.driving import (
 from edge.driving.cornering import wrap180
 from edge.driving.monitor import RPM_SIGNALS
 from edge.reporting import distance_m
+from edge.settings import load_settings
 from edge.signals import Deadband, SignalUpdate
 from protocol.messages import Position
 from tests.edge.driving_traces import (
@@ -354,3 +358,15 @@ def test_settings_refuse_nonsense_with_a_plain_sentence() -> None:
         OverspeedSettings(limit_mps=5, hysteresis_mps=6)
     with pytest.raises(ValueError, match="brake_mps2"):
         HarshSettings(brake_mps2=3.0)
+
+
+def test_the_shipped_van_config_spells_out_the_default_thresholds() -> None:
+    """The [driving.*] sections of firmware_configs/van/van.toml document the defaults; they must
+    not drift apart."""
+    shipped = Path(__file__).resolve().parents[2] / "firmware_configs/van/van.toml"
+    s = load_settings(VehicleSettings, shipped)
+    assert s.driving == DrivingSettings()
+    text = shipped.read_text()
+    assert "[driving.harsh]" in text and "[driving.overspeed]" in text
+    toml = tomllib.loads(text)["driving"]
+    assert toml["harsh"]["brake_mps2"] == -3.0 and toml["overspeed"]["limit_mps"] == 25.0
