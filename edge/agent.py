@@ -241,7 +241,7 @@ class VehicleAgent:
     ) -> None:
         vid = self.vehicle_id
         at = datetime.fromtimestamp(t, UTC)
-        position = position or self.last_fix
+        position = position if position is not None else self.last_fix
         self._outbox.put(
             self._events_topic,
             lambda seq: encode(
