@@ -13,6 +13,7 @@ import pytest
 from edge.agent import EVENT_PRIORITY, VehicleAgent
 from edge.can import CanSource
 from edge.can.player import FramePlayer, toyota_checksum
+from edge.gnss.sim import SimGnssSettings, SimulatedGnss
 from edge.outbox import Outbox
 from edge.reporting import Reason
 from protocol.codec import decode
@@ -90,4 +91,28 @@ async def test_a_harsh_brake_on_the_can_bus_is_an_event_with_evidence_and_a_forc
     assert [e.priority for e in outbox.peek(1000)].count(EVENT_PRIORITY) == 1
     assert int(agent.health()["driving_event_harsh_braking"]) == 1
     assert decode(outbox.peek(1000)[0].payload, VehicleEvent).vehicle_id == "van-t"
+    outbox.close()
+
+
+async def test_the_demo_van_shows_driving_events_each_on_a_forced_point(tmp_path: Path) -> None:
+    """The simulated van of the demo (seed 1, 100x real time): it sets off, takes an arterial too
+    fast and brakes late; each event's fix is on the track the hub receives."""
+    outbox = Outbox(tmp_path / "o.db")
+    sim = SimulatedGnss(SimGnssSettings(seed=1, time_scale=100), start=T0)
+    agent = VehicleAgent(settings=_settings(tmp_path), gnss=sim, outbox=outbox)
+    async with _running(agent):
+        await until(
+            lambda: {"overspeed", "harsh_braking"} <= {e.kind for e in _events(outbox)},
+            timeout=60,
+            what="an overspeed and a harsh brake",
+        )
+    events = _events(outbox)
+    assert [e.kind for e in events][:3] == ["ignition_on", "overspeed", "harsh_braking"]
+    on, fast, brake = events[:3]
+    assert on.evidence["inferred"] is True
+    assert float(fast.evidence["peak_mps"]) > 25.0 and float(fast.evidence["duration_s"]) >= 5
+    assert float(brake.evidence["peak_mps2"]) <= -3.0
+    points = _points(outbox)
+    assert all(e.position is not None and e.position in points for e in events)
+    assert agent.reporter.reasons[Reason.FORCED] >= 3
     outbox.close()
