@@ -5,6 +5,8 @@ when both hold and ends when either stops holding (the engine stops or the van m
 is sent then, with the duration, if that exceeded ``after_s``. Engine and speed samples may come from
 different feeds (CAN RPM with GNSS speed): their times are both UTC (GNSS time, and the Pi's clock
 that gpsd or NTP keeps), and a sample older than the newest already seen only updates the state.
+A source that falls silent leaves its last state standing until it speaks again (the CAN and OBD
+sources' heartbeats make that seconds, unless the source itself is gone, which the status shows).
 """
 
 from __future__ import annotations
