@@ -22,6 +22,7 @@ from typing import Protocol
 from edge import __version__
 from edge.batcher import Batcher
 from edge.config import VehicleSettings
+from edge.driving import DrivingEvent, DrivingMonitor
 from edge.gnss.source import GnssSource
 from edge.outbox import Outbox
 from edge.reporting import Reporter
@@ -133,6 +134,10 @@ class VehicleAgent:
         self._signal_updates = dict.fromkeys(self._signal_sources, 0)
         self._health_poll_s = health_poll_s
         self.signal_events = SignalEvents()
+        # Driving events (edge/driving/): ignition is inferred from motion only without a vehicle bus.
+        self.driving = DrivingMonitor(
+            settings=settings.driving, infer_ignition=not self._signal_sources
+        )
         self.last_fix: Position | None = None
         self.reporter = reporter or Reporter(settings=settings.reporting)
         self._batcher = Batcher(
@@ -162,6 +167,7 @@ class VehicleAgent:
         for name, source in self._signal_sources.items():
             out[name] = source.health
             out[f"{name}_updates"] = str(self._signal_updates[name])
+        out.update({f"driving_{k}": str(v) for k, v in self.driving.all_counters().items()})
         return out
 
     @property
@@ -198,6 +204,8 @@ class VehicleAgent:
         try:
             async for fix in self._gnss.fixes():
                 self.last_fix = fix
+                for event in self.driving.offer_fix(fix):
+                    self._queue_driving_event(event)  # forces this very fix to be reported
                 if self.reporter.offer(fix) is not None:
                     self._add(fix)
         finally:
@@ -213,6 +221,8 @@ class VehicleAgent:
             self._signal_updates[name] += 1
             for kind, t in self.signal_events.offer(update):
                 self._queue_event(kind, t, {update.name: update.value})
+            for event in self.driving.offer_signal(update):
+                self._queue_driving_event(event)
 
     async def _watch_signal_health(self) -> None:
         """Republish the status when a source's health changes (the sources expose no stream of it)."""
@@ -226,10 +236,12 @@ class VehicleAgent:
                 seen = now
             await asyncio.sleep(self._health_poll_s)
 
-    def _queue_event(self, kind: str, t: float, evidence: Evidence) -> None:
+    def _queue_event(
+        self, kind: str, t: float, evidence: Evidence, position: Position | None = None
+    ) -> None:
         vid = self.vehicle_id
         at = datetime.fromtimestamp(t, UTC)
-        position = self.last_fix
+        position = position if position is not None else self.last_fix
         self._outbox.put(
             self._events_topic,
             lambda seq: encode(
@@ -247,6 +259,12 @@ class VehicleAgent:
         self.events_queued += 1
         log.info("vehicle event %s %s", kind, evidence)
         self.uplink.wake()
+
+    def _queue_driving_event(self, event: DrivingEvent) -> None:
+        """A driving event goes out like any vehicle event (priority 1) and forces a point, so the
+        track on the map shows where it happened."""
+        self._queue_event(event.kind, event.t, event.evidence, event.position)
+        self.reporter.force()
 
     async def _age_out(self) -> None:
         """Close a batch by wall-clock age too. The batcher closes batches when a point arrives, but

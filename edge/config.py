@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.can.settings import CanSettings
+from edge.driving.settings import DrivingSettings
 from edge.gnss.settings import GpsdSettings, NmeaSettings
 from edge.gnss.sim import SimGnssSettings
 from edge.obd.settings import ObdSettings
@@ -43,3 +44,5 @@ class VehicleSettings(AgentSettingsBase):
     status_interval_s: float = Field(default=30.0, gt=0)
     can: CanSettings | None = None
     obd: ObdSettings | None = None
+    # Driving-event thresholds: [driving.harsh], [driving.overspeed], ... (edge/driving/settings.py)
+    driving: DrivingSettings = DrivingSettings()

@@ -5,6 +5,11 @@ The van follows blocks of 80-180 m, turns at intersections (biased back towards 
 strays), accelerates at ~1.5 m/s^2, brakes at ~2.5 m/s^2 for corners (to ~4 m/s) and stops, cruises at
 30-50 km/h, waits at traffic lights, and dwells 20-90 s at delivery stops. Reported fixes carry a
 little noise, as a real receiver's do, plus HDOP and a satellite count.
+
+So the demo shows driving events, the driver has habits (drawn from their own random stream, so the
+street grid of a seed is the same up to the first of them): now and then a block is a long arterial
+road taken at 94-101 km/h (``overspeed``), and now and then the van brakes late and hard, at
+4-5 m/s^2, for a light or a stop (``harsh_braking``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ EARTH_M_PER_DEG = 111_320.0
 ACCEL = 1.5
 DECEL = 2.5
 CORNER_SPEED = 4.0
+ARTERIAL_P = 0.06  # share of blocks that are an arterial road, taken too fast
+ARTERIAL_LENGTH = 6.0  # times a street block
+ARTERIAL_SPEED = (26.0, 28.0)  # m/s: 94-101 km/h
+HARD_BRAKE_P = 0.2  # share of lights and stops braked for late
+HARD_DECEL = (4.0, 5.0)
 
 WaypointKind = Literal["straight", "turn", "light", "stop"]
 
@@ -52,22 +62,32 @@ class _Waypoint:
     y: float
     kind: WaypointKind
     dwell_s: float = 0.0
+    cruise: float | None = None  # the speed to approach it at, if not the van's usual
+    decel: float = DECEL
 
 
-def _streets(rng: random.Random, max_radius_m: float = 2500.0) -> Iterator[_Waypoint]:
+def _streets(
+    rng: random.Random, max_radius_m: float = 2500.0, *, habits: random.Random | None = None
+) -> Iterator[_Waypoint]:
     """Endless intersections of a street grid, each labelled with what the van does there."""
     x = y = 0.0
     dx, dy = 0, 1  # start heading north
     blocks_since_stop = 0
     while True:
         length = rng.uniform(80, 180)
+        fast = habits is not None and habits.random() < ARTERIAL_P
+        if fast:
+            length *= ARTERIAL_LENGTH
+        cruise = habits.uniform(*ARTERIAL_SPEED) if habits is not None and fast else None
         x, y = x + dx * length, y + dy * length
         blocks_since_stop += 1
         if blocks_since_stop >= rng.randint(2, 6):
             blocks_since_stop = 0
-            yield _Waypoint(x, y, "stop", rng.uniform(20, 90))
+            yield _Waypoint(x, y, "stop", rng.uniform(20, 90), cruise, _decel(habits))
+            cruise = None
         elif rng.random() < 0.15:
-            yield _Waypoint(x, y, "light", rng.uniform(10, 40))
+            yield _Waypoint(x, y, "light", rng.uniform(10, 40), cruise, _decel(habits))
+            cruise = None
         # Choose the next direction; head home when far out.
         options = [(dx, dy), (-dy, dx), (dy, -dx)]
         if math.hypot(x, y) > max_radius_m:
@@ -76,18 +96,26 @@ def _streets(rng: random.Random, max_radius_m: float = 2500.0) -> Iterator[_Wayp
         else:
             ndx, ndy = rng.choices(options, weights=[0.5, 0.25, 0.25])[0]
         if (ndx, ndy) != (dx, dy):
-            yield _Waypoint(x, y, "turn")
-        elif blocks_since_stop:
-            yield _Waypoint(x, y, "straight")
+            yield _Waypoint(x, y, "turn", cruise=cruise)
+        elif blocks_since_stop or cruise is not None:
+            yield _Waypoint(x, y, "straight", cruise=cruise)
         dx, dy = ndx, ndy
+
+
+def _decel(habits: random.Random | None) -> float:
+    """How hard the driver brakes for the next light or stop."""
+    if habits is None or habits.random() >= HARD_BRAKE_P:
+        return DECEL
+    return habits.uniform(*HARD_DECEL)
 
 
 class VanMotion:
     """The van's true state, advanced one step at a time; deterministic for a seed."""
 
-    def __init__(self, *, seed: int, rng: random.Random | None = None) -> None:
+    def __init__(self, *, seed: int, rng: random.Random | None = None, habits: bool = True) -> None:
+        """``habits=False`` drives without the arterial speeding and the late hard braking."""
         self._rng = rng or random.Random(seed)
-        self._route = _streets(self._rng)
+        self._route = _streets(self._rng, habits=random.Random(seed + 7919) if habits else None)
         self.x = self.y = 0.0
         self.speed = 0.0
         self.heading = 0.0
@@ -107,13 +135,14 @@ class VanMotion:
         ]
         # The fastest speed from which the van can still slow to end_speed by the waypoint, given that
         # it travels a whole step at that speed first (a discrete-time stopping distance).
-        bd = DECEL * dt
-        allowed = -bd + math.sqrt(bd * bd + end_speed**2 + 2 * DECEL * max(dist - 1.0, 0.0))
-        goal = min(self._cruise, allowed)
+        decel = wp.decel
+        bd = decel * dt
+        allowed = -bd + math.sqrt(bd * bd + end_speed**2 + 2 * decel * max(dist - 1.0, 0.0))
+        goal = min(wp.cruise or self._cruise, allowed)
         if goal > self.speed:
             self.speed = min(goal, self.speed + ACCEL * dt)
         else:
-            self.speed = max(goal, self.speed - DECEL * dt)
+            self.speed = max(goal, self.speed - decel * dt)
         if end_speed == 0.0 and dist < 3.0:
             self.speed = 0.0  # creep the last metres
             self.x, self.y = wp.x, wp.y

@@ -12,6 +12,7 @@ from cloud.broker import MosquittoBroker
 from edge.agent import VehicleAgent
 from edge.app import build_gnss
 from edge.config import BatchSettings, VehicleSettings
+from edge.driving import DrivingSettings
 from edge.gnss.gpsd import GpsdGnss
 from edge.gnss.health import GnssState, HealthCell, SourceHealth
 from edge.gnss.settings import GpsdSettings, NmeaSettings
@@ -84,7 +85,12 @@ async def test_only_reported_fixes_are_queued_and_a_lone_point_is_not_held_back(
     nowhere = MqttSettings(port=1, reconnect_min_s=0.05, reconnect_max_s=0.1)
     outbox = Outbox(tmp_path / "o.db")
     gnss = ScriptedGnss()
-    agent = VehicleAgent(settings=_settings(tmp_path, nowhere), gnss=gnss, outbox=outbox)
+    # Parked, then 10 m/s a second later: a harsh start, whose event would force a point. This
+    # story is about the reporting rules alone, so the driving events are off.
+    quiet = DrivingSettings(enabled=False)
+    agent = VehicleAgent(
+        settings=_settings(tmp_path, nowhere, driving=quiet), gnss=gnss, outbox=outbox
+    )
     async with _running(agent):
         for s in range(120):  # two minutes parked: only the first fix is worth a point
             gnss.queue.put_nowait(
