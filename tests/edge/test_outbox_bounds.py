@@ -17,7 +17,7 @@ class Clock:
 
 def _limits(**kw: object) -> OutboxLimits:
     base: dict[str, object] = {"max_rows": None, "max_bytes": None, "max_age_s": None, "slack": 0}
-    return OutboxLimits(**{**base, **kw})  # type: ignore[arg-type]
+    return OutboxLimits(**{**base, **kw})
 
 
 def test_over_the_row_bound_the_oldest_positions_go_and_events_stay(tmp_path: Path) -> None:
