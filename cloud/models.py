@@ -48,6 +48,8 @@ class Vehicle(Base):
     last_seen: Mapped[datetime | None]
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[str] = mapped_column(String(64), default="")
+    # The last status as received: uptime, each source's health, outbox depth and drops.
+    last_status: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class PositionRow(Base):

@@ -38,12 +38,26 @@ class PositionsPublic(BaseModel):
     count: int
 
 
+class VehicleStatusPublic(BaseModel):
+    """The van's last status: each source's health (``gnss_state``, ``can``, ``obd``, ...) and
+    its outbox (rows and bytes waiting, rows dropped by reason)."""
+
+    online: bool
+    sent_at: AwareDatetime
+    uptime_s: float
+    outbox_depth: int
+    outbox_bytes: int = 0
+    outbox_dropped: dict[str, int] = Field(default_factory=dict)
+    health: dict[str, str] = Field(default_factory=dict)
+
+
 class VehiclePublic(_Out):
     id: str
     online: bool
     last_seen: AwareDatetime | None
     version: str
     last_position: PositionPublic | None
+    status: VehicleStatusPublic | None = None
 
 
 class VehiclesPublic(BaseModel):

@@ -317,6 +317,8 @@ def store_batch(
             )
             device.online = m.online
             device.version = m.version[:64]
+            if isinstance(device, Vehicle):
+                device.last_status = _status_record(m)
             if isinstance(device, Locker) and m.compartments is not None:
                 device.compartments = m.compartments
     session.flush()  # device rows first: positions and events reference them
@@ -381,3 +383,19 @@ def _ack_row(ack: CommandAck, received_at: datetime) -> dict[str, Any]:
         "received_at": received_at,
         "message_id": ack.id,
     }
+
+
+def _status_record(status: DeviceStatus) -> dict[str, Any]:
+    """What ``vehicles.last_status`` keeps of a van's status (JSON-ready)."""
+    return status.model_dump(
+        mode="json",
+        include={
+            "online",
+            "sent_at",
+            "uptime_s",
+            "outbox_depth",
+            "outbox_bytes",
+            "outbox_dropped",
+            "health",
+        },
+    )

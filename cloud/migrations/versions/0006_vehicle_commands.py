@@ -1,4 +1,4 @@
-"""Remote commands to vans and their acknowledgements.
+"""Remote commands to vans and their acknowledgements; each van's last status.
 
 Revision ID: 0006
 Revises: 0002
@@ -7,7 +7,8 @@ Create Date: 2026-12-01
 ``vehicle_commands`` holds what the API signed and queued; ``vehicle_command_acks`` every ack that
 ingest received on ``fleet/{id}/cmd/ack`` (the first per command is its outcome). No foreign key
 from acks to commands: a van also acknowledges what it refused as malformed, and that need not
-be a command the hub issued.
+be a command the hub issued. ``vehicles.last_status`` keeps the van's last retained status (each
+source's health, outbox depth and drops) so the API can show it.
 """
 
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ DEVICE_ID = sa.String(length=64)
 
 
 def upgrade() -> None:
+    op.add_column("vehicles", sa.Column("last_status", sa.JSON(), nullable=True))
     op.create_table(
         "vehicle_commands",
         sa.Column("command_id", sa.Uuid(), primary_key=True),
@@ -60,3 +62,5 @@ def downgrade() -> None:
     op.drop_table("vehicle_command_acks")
     op.drop_index("ix_vehicle_commands_vehicle_issued", table_name="vehicle_commands")
     op.drop_table("vehicle_commands")
+    with op.batch_alter_table("vehicles") as batch:  # SQLite cannot drop a column in place
+        batch.drop_column("last_status")
