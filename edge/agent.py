@@ -344,7 +344,11 @@ class VehicleAgent:
     def _queue_ack(self, ack: CommandAck) -> None:
         # Priority of events: after an outage the hub hears what became of its commands before
         # the backlog of positions.
-        self._outbox.put(self._ack_topic, encode(ack), priority=EVENT_PRIORITY)
+        self._outbox.put(
+            self._ack_topic,
+            lambda seq: encode(ack.model_copy(update={"seq": seq})),
+            priority=EVENT_PRIORITY,
+        )
         self.uplink.wake()
 
     @property

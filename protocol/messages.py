@@ -179,6 +179,9 @@ class CommandAck(Message):
     name: str = Field(default="", max_length=40, description="the command's name, if it had one")
     detail: str = Field(default="", max_length=500)
     result: CommandResult = Field(default_factory=dict)
+    seq: int | None = Field(
+        default=None, ge=1, description="the sender's outbox sequence number, as on telemetry"
+    )
 
 
 AnyMessage = Annotated[

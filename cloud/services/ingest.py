@@ -244,7 +244,9 @@ def _ingested_row(message: Message, received_at: datetime) -> dict[str, Any]:
         device_id, seq = message.vehicle_id, message.seq
     elif isinstance(message, LockerEvent):
         device_id, seq = message.locker_id, message.seq
-    elif isinstance(message, DeviceStatus | CommandAck):
+    elif isinstance(message, CommandAck):
+        device_id, seq = message.device_id, message.seq
+    elif isinstance(message, DeviceStatus):
         device_id, seq = message.device_id, None
     else:
         raise TypeError(f"the hub does not ingest {type(message).__name__}")
