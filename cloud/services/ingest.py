@@ -240,6 +240,7 @@ def _item_count(message: Message) -> int:
 
 
 def _ingested_row(message: Message, received_at: datetime) -> dict[str, Any]:
+    seq: int | None
     if isinstance(message, TelemetryBatch | VehicleEvent):
         device_id, seq = message.vehicle_id, message.seq
     elif isinstance(message, LockerEvent):
