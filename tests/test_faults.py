@@ -197,3 +197,27 @@ async def test_gpsd_dying_shows_in_the_hub_and_the_van_recovers_without_a_restar
                 )
     finally:
         gpsd.stop()
+
+
+@pytest.mark.slow
+async def test_a_killed_van_is_marked_offline_by_its_last_will(
+    tmp_path: Path, hub: Hub, mqtt_settings: MqttSettings
+) -> None:
+    vid = "van-will"
+    async with httpx.AsyncClient(headers=hub.headers, base_url=hub.api) as client:
+
+        async def online(expected: bool) -> dict[str, Any]:
+            async with asyncio.timeout(30):
+                while True:
+                    v = await _vehicle(client, vid)
+                    if v and v["online"] is expected and v["status"]["online"] is expected:
+                        return v
+                    await asyncio.sleep(0.1)
+
+        with _van(_config(tmp_path, mqtt_settings, vid)) as van:
+            alive = await online(True)
+            assert alive["version"] and alive["status"]["health"]["gnss"] == "sim"
+            van.send_signal(signal.SIGKILL)  # no goodbye: only the broker can tell
+            van.wait(10)
+            dead = await online(False)
+    assert dead["status"]["health"]["gnss_state"] == "ok", "the will is the status as of connect"
