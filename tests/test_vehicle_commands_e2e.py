@@ -14,7 +14,6 @@ from typing import Any
 
 import aiomqtt
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from cloud.broker import MosquittoBroker
@@ -22,18 +21,19 @@ from edge.agent import VehicleAgent
 from edge.app import build_gnss
 from edge.config import VehicleSettings
 from edge.nonces import DurableNonces
-from edge.obd import ObdEmulatorError, ObdSettings, ObdSource, PidSpec
-from edge.obd.emulator import ElmEmulator
+from edge.obd import ObdSettings, ObdSource, PidSpec
 from edge.outbox import Outbox
 from edge.settings import MqttSettings, load_settings
 from protocol.codec import encode
 from protocol.commands import derive_command_key, sign_command
 from protocol.topics import Channel, DeviceKind, vehicle_topic
 from tests import test_end_to_end as e2e
+from tests.edge import test_obd
 from tests.locker.story import until
 from tests.test_end_to_end import MASTER, Hub
 
 hub = e2e.hub  # the end-to-end tests' hub fixture: run_hub on SQLite, a real uvicorn
+elm = test_obd.elm  # ELM327-emulator with P0143 and P0196 stored
 
 VAN = "van-cmd"
 
@@ -61,16 +61,6 @@ max_age_s = 2
 """
     )
     return path
-
-
-@pytest.fixture
-def elm() -> Any:
-    try:
-        emulator = ElmEmulator(dtcs=["0143", "0196"]).start()
-    except ObdEmulatorError as err:
-        pytest.fail(f"the OBD-II tests need ELM327-emulator: {err}")
-    yield emulator
-    emulator.close()
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ and says so in the retained status."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from protocol.messages import DeviceStatus, Position, TelemetryBatch, VehicleEve
 from tests.edge.gnss_rigs import until
 from tests.edge.mqtt_probe import Probe
 from tests.edge.test_vehicle_agent import ScriptedGnss
+from tests.edge.test_vehicle_agent import _running as running
 
 VAN = "van-d"
 T0 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
@@ -37,17 +37,6 @@ class ScriptedDoors:
     async def updates(self) -> AsyncIterator[SignalUpdate]:
         while True:
             yield await self.queue.get()
-
-
-@contextlib.asynccontextmanager
-async def running(agent: VehicleAgent) -> AsyncIterator[None]:
-    task = asyncio.create_task(agent.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_after_an_outage_events_arrive_first_and_an_overflow_drops_only_old_positions(

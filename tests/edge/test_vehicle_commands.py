@@ -4,23 +4,20 @@ reason and counted, and no payload on ``fleet/{id}/cmd`` can crash the agent."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.agent import EVENT_PRIORITY, VehicleAgent
 from edge.config import BatchSettings, VehicleSettings
 from edge.nonces import DurableNonces
-from edge.obd import ObdEmulatorError, ObdSettings, ObdSource, PidSpec
-from edge.obd.emulator import ElmEmulator
+from edge.obd import ObdSettings, ObdSource, PidSpec
 from edge.outbox import Outbox
 from edge.reporting import Reason
 from edge.settings import MqttSettings, load_settings
@@ -28,8 +25,11 @@ from protocol.codec import decode, encode
 from protocol.commands import Command, derive_command_key, sign_command
 from protocol.messages import CommandAck, Position, TelemetryBatch
 from protocol.topics import Channel, DeviceKind, vehicle_topic
+from tests.edge import test_obd
 from tests.edge.gnss_rigs import until
 from tests.edge.test_vehicle_agent import ScriptedGnss
+from tests.edge.test_vehicle_agent import _running as running
+from tests.locker.test_handler import json_values
 
 VAN = "van-c"
 MASTER = b"commands-test-master-secret-4f1e9a"
@@ -37,6 +37,8 @@ KEY = derive_command_key(MASTER, VAN, kind=DeviceKind.VEHICLE)
 CMD = vehicle_topic(VAN, Channel.CMD)
 ACK = vehicle_topic(VAN, Channel.CMD_ACK)
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+elm = test_obd.elm  # ELM327-emulator with P0143 and P0196 stored
 NOWHERE = MqttSettings(port=1, reconnect_min_s=0.05, reconnect_max_s=0.1)
 
 
@@ -64,17 +66,6 @@ def acks(outbox: Outbox) -> list[CommandAck]:
 
 def batches(outbox: Outbox) -> list[TelemetryBatch]:
     return [decode(e.payload, TelemetryBatch) for e in outbox.peek(10_000) if e.topic != ACK]
-
-
-@contextlib.asynccontextmanager
-async def running(agent: VehicleAgent) -> AsyncIterator[VehicleAgent]:
-    task = asyncio.create_task(agent.run())
-    try:
-        yield agent
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def parked(s: int) -> Position:
@@ -215,16 +206,6 @@ def test_nonces_outlive_a_restart_until_their_command_expires(tmp_path: Path) ->
     store.close()
 
 
-@pytest.fixture
-def elm() -> Any:
-    try:
-        emulator = ElmEmulator(dtcs=["0143", "0196"]).start()
-    except ObdEmulatorError as err:
-        pytest.fail(f"the OBD-II tests need ELM327-emulator: {err}")
-    yield emulator
-    emulator.close()
-
-
 async def test_read_dtcs_asks_the_car_through_the_obd_source(tmp_path: Path, elm: Any) -> None:
     outbox = Outbox(tmp_path / "o.db")
     obd = ObdSource(settings=ObdSettings(port=elm.port, pids=[PidSpec(name="RPM", interval_s=0.2)]))
@@ -299,11 +280,6 @@ async def test_reload_applies_what_can_change_live_and_names_the_rest(tmp_path: 
     outbox.close()
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
-    max_leaves=12,
-)
 COMMAND_FIELDS = json.loads(encode(command("send_position", issued_at=T0)))
 
 
