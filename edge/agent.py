@@ -8,6 +8,10 @@ Vehicle-bus sources (CAN, OBD-II; :class:`SignalSource`) run beside it: the agen
 of every signal and turns the few discrete changes a fleet acts on into ``VehicleEvent`` messages
 (see :class:`SignalEvents` for which). Events go through the outbox at priority 1, so after an outage
 they reach the hub before the backlog of positions.
+
+Remote commands arrive on ``fleet/{id}/cmd`` and are checked and carried out by
+:class:`~edge.commands.CommandHandler` (the agent is its :class:`~edge.commands.VehicleControl`);
+their acks go through the outbox at event priority too.
 """
 
 from __future__ import annotations

@@ -106,7 +106,8 @@ async def test_a_minute_without_broker_while_driving_loses_nothing_and_keeps_ord
         stored_before = len(e2e._stored(hub, vid)[0])
         await asyncio.sleep(OUTAGE_S)  # the van drives on; its batches wait in its outbox
         queued_offline = e2e._outbox_seqs(outbox)
-        assert len(queued_offline) >= 10, f"only {len(queued_offline)} batches queued offline"
+        # A batch closes at 10 points or 10 s: even a van waiting at lights fills a few a minute.
+        assert len(queued_offline) >= 5, f"only {len(queued_offline)} batches queued offline"
         assert van.poll() is None, "the van must ride out the outage"
         await asyncio.to_thread(broker.start)
         assert time.monotonic() - stopped >= OUTAGE_S
