@@ -167,7 +167,10 @@ class CommandHandler:
         }
 
     async def handle(self, payload: bytes) -> CommandAck:
-        """Answer one payload from ``fleet/{id}/cmd``; return the ack it was answered with."""
+        """Answer one payload from ``fleet/{id}/cmd``; return the ack it was answered with.
+
+        Raises only :class:`~edge.errors.NonceStoreError` (the disk, not the payload): the uplink
+        then leaves the command unacknowledged at the broker, which delivers it again."""
         try:
             command = decode(payload, Command)
         except DecodeError as err:
