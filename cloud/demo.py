@@ -39,6 +39,8 @@ from locker.errors import KeypadError
 from locker.keypad import SimKeypad
 from locker.settings import LockerSettings
 from protocol.codes import derive_locker_key
+from protocol.commands import derive_command_key
+from protocol.topics import DeviceKind
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,9 @@ async def run_demo(options: DemoOptions) -> None:
                 mqtt=mqtt,
                 state_dir=state / "vans",
                 sim=SimGnssSettings(origin_lat=DEPOT[0], origin_lon=DEPOT[1], seed=i),
+                command_key=derive_command_key(
+                    master_secret.encode(), f"van-{i}", kind=DeviceKind.VEHICLE
+                ).hex(),
             )
             for i in range(1, options.vans + 1)
         ]
@@ -199,6 +204,8 @@ Lastmile demo is running.
   API docs (OpenAPI)  {api}/docs
   Vans                curl {auth} {api}/api/v1/vehicles
   A van's track       curl {auth} {api}/api/v1/vehicles/van-1/positions
+  Command a van       curl {auth} -H 'Content-Type: application/json' \\
+                           -d '{{"name": "send_position"}}' {api}/api/v1/vehicles/van-1/commands
   Lockers             curl {auth} {api}/api/v1/lockers
   New parcel          curl {auth} -H 'Content-Type: application/json' \\
                            -d '{{"locker_id": "{lockers[0]}"}}' {api}/api/v1/parcels

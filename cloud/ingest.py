@@ -44,7 +44,14 @@ from edge.mqtt import connected, make_client, raise_if_cancelled
 from edge.settings import MqttSettings
 from protocol.codec import decode
 from protocol.errors import DecodeError, TopicError
-from protocol.messages import DeviceStatus, LockerEvent, Message, TelemetryBatch, VehicleEvent
+from protocol.messages import (
+    CommandAck,
+    DeviceStatus,
+    LockerEvent,
+    Message,
+    TelemetryBatch,
+    VehicleEvent,
+)
 from protocol.topics import Channel, DeviceKind, parse_topic, shared, subscription
 
 log = logging.getLogger(__name__)
@@ -58,6 +65,7 @@ EXPECTED: dict[tuple[DeviceKind, Channel], type[Message]] = {
     (DeviceKind.VEHICLE, Channel.STATUS): DeviceStatus,
     (DeviceKind.LOCKER, Channel.EVENTS): LockerEvent,
     (DeviceKind.LOCKER, Channel.STATUS): DeviceStatus,
+    (DeviceKind.VEHICLE, Channel.CMD_ACK): CommandAck,
 }
 """What the hub ingests, and the one message type each of those topics may carry."""
 
@@ -107,7 +115,10 @@ def classify(topic: str, payload: bytes) -> Accepted | Rejected:
         message = decode(payload, expected)
     except DecodeError as err:
         return reject(topic_kind, err.reason, err.detail)
-    kind, device_id = _sender(message)
+    # An ack does not say what kind of device sent it: its topic does.
+    kind, device_id = (
+        (info.kind, message.device_id) if isinstance(message, CommandAck) else _sender(message)
+    )
     if kind != info.kind:
         return reject(topic_kind, "device kind mismatch", f"{kind} status on a {info.kind} topic")
     if device_id != info.device_id:

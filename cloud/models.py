@@ -48,6 +48,8 @@ class Vehicle(Base):
     last_seen: Mapped[datetime | None]
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[str] = mapped_column(String(64), default="")
+    # The last status as received: uptime, each source's health, outbox depth and drops.
+    last_status: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class PositionRow(Base):
@@ -183,3 +185,38 @@ class DeadLetter(Base):
     topic: Mapped[str] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(String(200))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class VehicleCommand(Base):
+    """A signed command the hub queued for a van (through ``outbound_messages``, in the same
+    transaction). What became of it is in :class:`VehicleCommandAck`."""
+
+    __tablename__ = "vehicle_commands"
+    __table_args__ = (Index("ix_vehicle_commands_vehicle_issued", "vehicle_id", "issued_at"),)
+
+    command_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    vehicle_id: Mapped[str] = mapped_column(DeviceIdCol, ForeignKey("vehicles.id"))
+    name: Mapped[str] = mapped_column(String(40))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    issued_by: Mapped[str] = mapped_column(String(20))
+
+
+class VehicleCommandAck(Base):
+    """Every acknowledgement a van sent, as received; the first one for a command is its outcome.
+    Kept even for a command id the hub never issued (a refused malformed command says so)."""
+
+    __tablename__ = "vehicle_command_acks"
+    __table_args__ = (Index("ix_vehicle_command_acks_command", "command_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    vehicle_id: Mapped[str] = mapped_column(DeviceIdCol, ForeignKey("vehicles.id"))
+    command_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(500))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sent_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    message_id: Mapped[uuid.UUID] = mapped_column(Uuid)

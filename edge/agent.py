@@ -8,6 +8,10 @@ Vehicle-bus sources (CAN, OBD-II; :class:`SignalSource`) run beside it: the agen
 of every signal and turns the few discrete changes a fleet acts on into ``VehicleEvent`` messages
 (see :class:`SignalEvents` for which). Events go through the outbox at priority 1, so after an outage
 they reach the hub before the backlog of positions.
+
+Remote commands arrive on ``fleet/{id}/cmd`` and are checked and carried out by
+:class:`~edge.commands.CommandHandler` (the agent is its :class:`~edge.commands.VehicleControl`);
+their acks go through the outbox at event priority too.
 """
 
 from __future__ import annotations
@@ -15,21 +19,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from edge import __version__
 from edge.batcher import Batcher
+from edge.commands import CommandHandler
 from edge.config import VehicleSettings
 from edge.driving import DrivingEvent, DrivingMonitor
+from edge.errors import CommandFailed, ConfigError
 from edge.gnss.source import GnssSource
+from edge.obd.connection import Dtc
+from edge.obd.errors import ObdError
 from edge.outbox import Outbox
-from edge.reporting import Reporter
+from edge.reporting import Reporter, ReportingSettings
 from edge.signals import Health, SignalUpdate
 from edge.uplink import Uplink
 from protocol.codec import encode
-from protocol.messages import DeviceStatus, Evidence, Position, TelemetryBatch, VehicleEvent
+from protocol.commands import MemoryNonces, NonceStore
+from protocol.messages import (
+    CommandAck,
+    DeviceStatus,
+    Evidence,
+    Position,
+    TelemetryBatch,
+    VehicleEvent,
+)
 from protocol.topics import Channel, vehicle_topic
 
 log = logging.getLogger(__name__)
@@ -46,6 +62,13 @@ class SignalSource(Protocol):
     def health(self) -> Health: ...
 
     def updates(self) -> AsyncIterator[SignalUpdate]: ...
+
+
+@runtime_checkable
+class DtcReader(Protocol):
+    """A source that reads trouble codes on demand (:class:`edge.obd.ObdSource`)."""
+
+    async def read_dtcs(self) -> tuple[Dtc, ...]: ...
 
 
 class SignalEvents:
@@ -120,9 +143,15 @@ class VehicleAgent:
         reporter: Reporter | None = None,
         signal_sources: Mapping[str, SignalSource] | None = None,
         health_poll_s: float = 1.0,
+        nonces: NonceStore | None = None,
+        reload_settings: Callable[[], VehicleSettings] | None = None,
     ) -> None:
         """``signal_sources`` are keyed by the name their health has in the status (``can``,
-        ``obd``). Their health is a plain attribute, so it is polled every ``health_poll_s``."""
+        ``obd``). Their health is a plain attribute, so it is polled every ``health_poll_s``.
+
+        Remote commands (:mod:`edge.commands`) are checked against ``nonces`` (the composition
+        root passes a durable store; in memory by default, for tests) and ``reload_settings``
+        re-reads the config file (None: the ``reload_settings`` command is refused)."""
         self.settings = settings
         self.vehicle_id = settings.device_id
         self._gnss = gnss
@@ -139,12 +168,23 @@ class VehicleAgent:
             settings=settings.driving, infer_ignition=not self._signal_sources
         )
         self.last_fix: Position | None = None
+        self._last_reported: Position | None = None
         self.reporter = reporter or Reporter(settings=settings.reporting)
         self._batcher = Batcher(
             max_points=settings.batch.max_points, max_age_s=settings.batch.max_age_s
         )
         self._batch_opened: float | None = None  # loop time of the open batch's first point
         self._batch_open = asyncio.Event()
+        self._cmd_topic = vehicle_topic(self.vehicle_id, Channel.CMD)
+        self._ack_topic = vehicle_topic(self.vehicle_id, Channel.CMD_ACK)
+        self._reload = reload_settings
+        self.commands = CommandHandler(
+            device_id=self.vehicle_id,
+            key=settings.command_secret(),
+            nonces=nonces if nonces is not None else MemoryNonces(),
+            control=self,
+            reply=self._queue_ack,
+        )
         self.uplink = uplink or Uplink(
             client_id=f"vehicle-{self.vehicle_id}",
             settings=settings.mqtt,
@@ -152,6 +192,8 @@ class VehicleAgent:
             status_topic=vehicle_topic(self.vehicle_id, Channel.STATUS),
             status_payload=self.status_payload,
             status_interval_s=settings.status_interval_s,
+            subscriptions=[self._cmd_topic],
+            handler=self.handle_message,
         )
         self.points_queued = 0
         self.events_queued = 0
@@ -168,6 +210,8 @@ class VehicleAgent:
             out[name] = source.health
             out[f"{name}_updates"] = str(self._signal_updates[name])
         out.update({f"driving_{k}": str(v) for k, v in self.driving.all_counters().items()})
+        out["commands_executed"] = str(sum(self.commands.stats.executed.values()))
+        out["commands_refused"] = str(sum(self.commands.stats.refused.values()))
         return out
 
     @property
@@ -176,6 +220,7 @@ class VehicleAgent:
         return self.signal_events.latest
 
     def status_payload(self, online: bool) -> bytes:
+        rows, size = self._outbox.depth()
         return encode(
             DeviceStatus(
                 device_id=self.vehicle_id,
@@ -183,8 +228,10 @@ class VehicleAgent:
                 online=online,
                 version=__version__,
                 uptime_s=round(time.monotonic() - self._started, 1),
-                outbox_depth=len(self._outbox),
+                outbox_depth=rows,
                 health=self.health(),
+                outbox_bytes=size,
+                outbox_dropped=self._outbox.drops(),
             )
         )
 
@@ -207,6 +254,7 @@ class VehicleAgent:
                 for event in self.driving.offer_fix(fix):
                     self._queue_driving_event(event)  # forces this very fix to be reported
                 if self.reporter.offer(fix) is not None:
+                    self._last_reported = fix
                     self._add(fix)
         finally:
             self._flush()
@@ -221,6 +269,7 @@ class VehicleAgent:
             self._signal_updates[name] += 1
             for kind, t in self.signal_events.offer(update):
                 self._queue_event(kind, t, {update.name: update.value})
+                self.reporter.force()  # every event, ignition and doors included, gets its point
             for event in self.driving.offer_signal(update):
                 self._queue_driving_event(event)
 
@@ -305,3 +354,86 @@ class VehicleAgent:
         )
         self.points_queued += len(points)
         self.uplink.wake()
+
+    # -- remote commands (edge.commands.VehicleControl) -------------------------------------------
+
+    async def handle_message(self, topic: str, payload: bytes) -> None:
+        """The uplink's handler: commands are answered, anything else is logged and dropped."""
+        if topic == self._cmd_topic:
+            await self.commands.handle(payload)
+        else:
+            log.warning("message on unexpected topic %r dropped", topic)
+
+    def _queue_ack(self, ack: CommandAck) -> None:
+        # Priority of events: after an outage the hub hears what became of its commands before
+        # the backlog of positions.
+        self._outbox.put(
+            self._ack_topic,
+            lambda seq: encode(ack.model_copy(update={"seq": seq})),
+            priority=EVENT_PRIORITY,
+        )
+        self.uplink.wake()
+
+    @property
+    def reporting(self) -> ReportingSettings:
+        return self.reporter.settings
+
+    def set_reporting(self, settings: ReportingSettings) -> None:
+        log.info("reporting profiles now %s", settings)
+        self.reporter.reconfigure(settings)
+
+    def send_position_now(self) -> Position:
+        """Queue the latest fix at once, closing the open batch with it. Raises CommandFailed
+        (``no_fix``) before the receiver has given one."""
+        fix = self.last_fix
+        if fix is None:
+            raise CommandFailed("no_fix", "the receiver has not given a position yet")
+        if fix is not self._last_reported:
+            self.reporter.force()
+            self.reporter.offer(fix)
+            self._last_reported = fix
+            self._add(fix)
+        self._flush()
+        return fix
+
+    async def read_dtcs(self) -> tuple[Dtc, ...]:
+        source = self._signal_sources.get("obd")
+        if source is None or not isinstance(source, DtcReader):
+            raise CommandFailed("no_obd", "this van has no OBD-II source configured")
+        try:
+            return await source.read_dtcs()
+        except ObdError as err:
+            raise CommandFailed("obd_unavailable", str(err)) from None
+
+    def reload_settings(self) -> tuple[list[str], list[str]]:
+        """Re-read the config file; apply the reporting profiles, outbox bounds and command key
+        now, and name the other changed fields (they need a restart)."""
+        if self._reload is None:
+            raise CommandFailed("no_config_file", "this agent was not started from a config file")
+        try:
+            new = self._reload()
+        except ConfigError as err:
+            raise CommandFailed("config_invalid", str(err)) from None
+        if new.device_id != self.vehicle_id:
+            raise CommandFailed("config_invalid", f"the file is for {new.device_id!r} now")
+        applied: list[str] = []
+        restart: list[str] = []
+        live: dict[str, object] = {}
+        if new.reporting != self.reporter.settings:  # also undoes set_reporting_profile
+            self.reporter.reconfigure(new.reporting)
+            applied.append("reporting")
+        for name in sorted(VehicleSettings.model_fields):
+            if name == "reporting" or getattr(new, name) == getattr(self.settings, name):
+                continue
+            if name == "outbox":
+                self._outbox.limits = new.outbox
+            elif name == "command_key":
+                self.commands.key = new.command_secret()
+            else:
+                restart.append(name)
+                continue
+            applied.append(name)
+            live[name] = getattr(new, name)
+        self.settings = self.settings.model_copy(update={"reporting": new.reporting, **live})
+        log.info("settings reloaded: applied %s, restart needed for %s", applied, restart)
+        return applied, restart

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 from edge.agent import SignalSource, VehicleAgent
 from edge.config import VehicleSettings
 from edge.gnss.source import GnssSource
+from edge.nonces import DurableNonces
 from edge.outbox import Outbox
+from edge.settings import load_settings
 
 SIMULATED_DRIVE_S = 7 * 24 * 3600.0
 """How long the virtual bus's simulated drive lasts: a week, i.e. as long as anyone runs a demo. The
@@ -83,18 +88,35 @@ def simulated_bus(settings: VehicleSettings) -> Iterator[None]:
         yield
 
 
-async def run_vehicle(settings: VehicleSettings, *, gnss: GnssSource | None = None) -> None:
-    """Run one van agent until cancelled."""
+async def run_vehicle(
+    settings: VehicleSettings,
+    *,
+    gnss: GnssSource | None = None,
+    config_path: Path | None = None,
+) -> None:
+    """Run one van agent until cancelled. With ``config_path`` the ``reload_settings`` command
+    re-reads that file (environment overrides still apply)."""
     sources = build_signal_sources(settings)
-    outbox = Outbox(settings.state_dir / f"{settings.device_id}-outbox.db")
+    outbox = Outbox(settings.state_dir / f"{settings.device_id}-outbox.db", limits=settings.outbox)
+    nonces = DurableNonces(
+        settings.state_dir / f"{settings.device_id}-nonces.db", clock=lambda: datetime.now(UTC)
+    )
+    reload = None if config_path is None else functools.partial(_reload, config_path)
     try:
         agent = VehicleAgent(
             settings=settings,
             gnss=gnss or build_gnss(settings),
             outbox=outbox,
             signal_sources=sources,
+            nonces=nonces,
+            reload_settings=reload,
         )
         with simulated_bus(settings):
             await agent.run()
     finally:
+        nonces.close()
         outbox.close()
+
+
+def _reload(path: Path) -> VehicleSettings:
+    return load_settings(VehicleSettings, path)

@@ -26,7 +26,7 @@ def _edge_run(args: argparse.Namespace) -> int:
     from edge.settings import load_settings
 
     settings = load_settings(VehicleSettings, args.config)
-    return run_until_signal(lambda: run_vehicle(settings))
+    return run_until_signal(lambda: run_vehicle(settings, config_path=args.config))
 
 
 def _hub_serve(args: argparse.Namespace) -> int:

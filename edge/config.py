@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from edge.can.settings import CanSettings
 from edge.driving.settings import DrivingSettings
 from edge.gnss.settings import GpsdSettings, NmeaSettings
 from edge.gnss.sim import SimGnssSettings
 from edge.obd.settings import ObdSettings
+from edge.outbox import OutboxLimits
 from edge.reporting import ReportingSettings
 from edge.settings import AgentSettingsBase
 
@@ -46,3 +47,26 @@ class VehicleSettings(AgentSettingsBase):
     obd: ObdSettings | None = None
     # Driving-event thresholds: [driving.harsh], [driving.overspeed], ... (edge/driving/settings.py)
     driving: DrivingSettings = DrivingSettings()
+    outbox: OutboxLimits = OutboxLimits()
+    command_key: SecretStr | None = Field(
+        default=None,
+        description="Hex of protocol.commands.derive_command_key(master, id, kind=VEHICLE); "
+        "without it every remote command is refused (and acknowledged as such).",
+    )
+
+    @field_validator("command_key")
+    @classmethod
+    def _command_key_is_hex(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                raw = bytes.fromhex(value.get_secret_value())
+            except ValueError:
+                raise ValueError("must be hex (the derived key, not the master secret)") from None
+            if len(raw) < 16:
+                raise ValueError("must be at least 16 bytes (32 hex digits)")
+        return value
+
+    def command_secret(self) -> bytes | None:
+        """The command key as bytes, for :mod:`protocol.commands`; None if not configured."""
+        key = self.command_key
+        return None if key is None else bytes.fromhex(key.get_secret_value())

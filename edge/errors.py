@@ -35,3 +35,18 @@ class MessageTooLargeError(OutboxError):
 
 class SourceError(EdgeError):
     """A sensor source (GNSS, CAN, OBD, keypad) failed in a way its owner should report."""
+
+
+class NonceStoreError(EdgeError):
+    """The command nonce store could not be opened or written: commands cannot be checked for
+    replay, so none may be carried out."""
+
+
+class CommandFailed(EdgeError):
+    """A verified remote command could not be carried out. ``reason`` is the short word the ack
+    carries (``no_fix``, ``no_obd``, ``obd_unavailable``, ``config_invalid``, ...)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -111,6 +111,16 @@ class Reporter:
     def profile(self) -> ReportProfile:
         return self._s.moving if self._moving else self._s.stopped
 
+    @property
+    def settings(self) -> ReportingSettings:
+        """The thresholds in force (a remote command or a settings reload may change them)."""
+        return self._s
+
+    def reconfigure(self, settings: ReportingSettings) -> None:
+        """Judge fixes by ``settings`` from the next one on. The motion state and the last reported
+        point are kept, so a change of thresholds does not cause a burst of points."""
+        self._s = settings
+
     def force(self) -> None:
         """Report the next fix whatever the thresholds say (a driving event wants its place on the map)."""
         self._forced = True

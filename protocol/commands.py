@@ -27,6 +27,7 @@ from pydantic import AwareDatetime, Field, StringConstraints
 from protocol.codes import derive_key
 from protocol.errors import ProtocolError
 from protocol.messages import DeviceId, Message
+from protocol.topics import DeviceKind
 
 MAX_LIFETIME = timedelta(hours=1)
 """Longest ``expires_at - issued_at`` a device accepts: nonces are kept until expiry, so bounded."""
@@ -37,8 +38,19 @@ CommandName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$"
 ArgValue = str | int | bool | float
 
 
-def derive_command_key(master_secret: bytes, device_id: str) -> bytes:
-    return derive_key(master_secret, "device-command-key", device_id)
+_COMMAND_KEY_LABELS: dict[DeviceKind, str] = {
+    DeviceKind.LOCKER: "device-command-key",
+    DeviceKind.VEHICLE: "vehicle-command-key",
+}
+"""One label per kind of device, so a van and a locker that share an id never share a key. The
+locker's label predates vehicles and stays as it was: existing locker keys remain valid."""
+
+
+def derive_command_key(
+    master_secret: bytes, device_id: str, *, kind: DeviceKind = DeviceKind.LOCKER
+) -> bytes:
+    """The key that signs commands for ``device_id`` of ``kind``."""
+    return derive_key(master_secret, _COMMAND_KEY_LABELS[kind], device_id)
 
 
 class Command(Message):
@@ -196,3 +208,21 @@ def verify_command(
     if not nonces.remember(command.nonce, expires_at=command.expires_at):
         raise CommandReplayed(cid, f"nonce {command.nonce} was used before")
     return command
+
+
+def command_id_of(payload: bytes) -> UUID | None:
+    """The ``command_id`` of a payload that is not a valid :class:`Command`, if it has a readable
+    one, so that a device can still say which command it refused as malformed. Never raises."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    raw = body.get("command_id")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return UUID(raw)
+    except ValueError:
+        return None

@@ -89,6 +89,11 @@ class DeviceStatus(Message):
     outbox_depth: int = Field(default=0, ge=0)
     compartments: int | None = Field(default=None, ge=1, le=512)
     health: dict[str, str] = Field(default_factory=dict)
+    outbox_bytes: int = Field(default=0, ge=0, description="payload bytes waiting to be sent")
+    outbox_dropped: dict[str, int] = Field(
+        default_factory=dict,
+        description="rows the bounded outbox dropped, by reason (rows, bytes, age), ever",
+    )
 
 
 LockerEventKind = Literal[
@@ -156,14 +161,27 @@ class Grant(Message):
     single_use: bool = True
 
 
+CommandResult = dict[str, float | int | str | bool | list[str]]
+
+
 class CommandAck(Message):
-    """A device's answer to a command: whether it was carried out, and why not."""
+    """A device's answer to a command: whether it was carried out, why not, and what it found.
+
+    ``reason`` is the short word of a refusal (``bad_signature``, ``expired``, ``unknown_command``,
+    ...), ``detail`` the sentence behind it; ``result`` what a command read (a vehicle's trouble
+    codes, the profile now in force)."""
 
     type: Literal["cmd_ack"] = "cmd_ack"
     device_id: DeviceId
     command_id: UUID
     ok: bool
     reason: str = ""
+    name: str = Field(default="", max_length=40, description="the command's name, if it had one")
+    detail: str = Field(default="", max_length=500)
+    result: CommandResult = Field(default_factory=dict)
+    seq: int | None = Field(
+        default=None, ge=1, description="the sender's outbox sequence number, as on telemetry"
+    )
 
 
 AnyMessage = Annotated[

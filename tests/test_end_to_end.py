@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from locker.hardware import MockLockerFactory
 from locker.keypad import SimKeypad
 from locker.settings import LockerSettings
 from protocol.codes import derive_locker_key
+from protocol.commands import derive_command_key
+from protocol.topics import DeviceKind
 from tests.locker.story import relay_history, shut_doors, until
 
 MASTER = "e2e-7f3a9c2e41b8d605-Qx9LmZ2vT4wK8rYb"
@@ -70,10 +73,12 @@ async def hub(tmp_path: Path, mqtt_settings: MqttSettings) -> AsyncIterator[Hub]
 
 def _van_config(tmp_path: Path, mqtt: MqttSettings, vehicle_id: str) -> Path:
     path = tmp_path / f"{vehicle_id}.toml"
+    command_key = derive_command_key(MASTER.encode(), vehicle_id, kind=DeviceKind.VEHICLE)
     path.write_text(
         f"""
 device_id = "{vehicle_id}"
 state_dir = "{tmp_path / "van-state"}"
+command_key = "{command_key.hex()}"
 [mqtt]
 host = "{mqtt.host}"
 port = {mqtt.port}
@@ -166,7 +171,8 @@ async def test_kill_9_of_the_van_loses_and_duplicates_nothing(
     tmp_path: Path, hub: Hub, mqtt_settings: MqttSettings, broker: MosquittoBroker
 ) -> None:
     """SIGKILL the van mid-stream, and again while its broker is down and its outbox full; every
-    batch that entered the outbox must be stored exactly once."""
+    batch that entered the outbox must be stored exactly once. A command sent while the van is
+    dead is carried out, once, when it is back."""
     config = _van_config(tmp_path, mqtt_settings, "van-k9")
     outbox = tmp_path / "van-state" / "van-k9-outbox.db"
     highest_queued = 0
@@ -192,6 +198,10 @@ async def test_kill_9_of_the_van_loses_and_duplicates_nothing(
     assert pending, "the outbox should hold the batches queued while the broker was down"
     highest_queued = max(highest_queued, *pending)
     await asyncio.to_thread(broker.start)
+    async with httpx.AsyncClient(headers=hub.headers, base_url=hub.api) as client:
+        sent = await client.post("/api/v1/vehicles/van-k9/commands", json={"name": "send_position"})
+    assert sent.status_code == 202, sent.text
+    command_id = sent.json()["command_id"]
 
     # 3. Restart and let it drain; a clean stop queues its last partial batch for the next start.
     van = _start_van(config)
@@ -205,9 +215,20 @@ async def test_kill_9_of_the_van_loses_and_duplicates_nothing(
     still_queued = _outbox_seqs(outbox)
     assert len(still_queued) <= 1
 
+    def acks() -> set[int]:
+        """Outbox seqs of the command acks the hub stored: they share the outbox's numbering."""
+        with hub.engine().connect() as db:
+            rows = db.execute(
+                sa.text(
+                    "SELECT seq FROM ingested_messages WHERE device_id = 'van-k9'"
+                    " AND kind = 'cmd_ack'"
+                )
+            )
+            return {int(s) for (s,) in rows}
+
     def accounted_for() -> bool:
         seqs = _stored(hub, "van-k9")[0]
-        everything = set(seqs) | set(still_queued)
+        everything = set(seqs) | set(still_queued) | acks()
         return everything == set(range(1, max(everything) + 1))
 
     # What the van sent just before it stopped may still be on its way into the database.
@@ -215,7 +236,7 @@ async def test_kill_9_of_the_van_loses_and_duplicates_nothing(
         await until(accounted_for, timeout=20, what="every queued batch stored or still queued")
     except AssertionError:
         seqs = _stored(hub, "van-k9")[0]
-        everything = set(seqs) | set(still_queued)
+        everything = set(seqs) | set(still_queued) | acks()
         missing = sorted(set(range(1, max(everything) + 1)) - everything)
         raise AssertionError(
             f"batches neither stored nor queued: {missing} (stored up to {max(seqs)}, "
@@ -223,11 +244,20 @@ async def test_kill_9_of_the_van_loses_and_duplicates_nothing(
         ) from None
     seqs, positions, carried, distinct_t = _stored(hub, "van-k9")
     assert len(set(seqs)) == len(seqs), "a batch was stored twice"
-    assert sorted(set(seqs) | set(still_queued)) == list(range(1, max(seqs + still_queued) + 1)), (
-        "a batch that entered the outbox is neither stored nor still queued"
+    everything = set(seqs) | set(still_queued) | acks()
+    assert sorted(everything) == list(range(1, max(everything) + 1)), (
+        "a message that entered the outbox is neither stored nor still queued"
     )
     assert max(seqs) >= highest_queued
     assert positions == carried == distinct_t, "positions were lost or duplicated"
+    with hub.engine().connect() as db:
+        answers = db.execute(
+            sa.text("SELECT ok, reason FROM vehicle_command_acks WHERE command_id = :c").bindparams(
+                sa.bindparam("c", type_=sa.Uuid())
+            ),
+            {"c": uuid.UUID(command_id)},
+        ).all()
+    assert [tuple(a) for a in answers] == [(True, "")], "the command was lost or carried out twice"
 
 
 async def test_a_parcel_code_from_the_api_opens_exactly_its_compartment_once(

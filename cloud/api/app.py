@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.api.auth_keys import ApiKeys
 from cloud.api.context import HubContext
 from cloud.api.problems import install_problem_handlers
-from cloud.api.routes import lockers, parcels, vehicles
+from cloud.api.routes import lockers, parcels, vehicle_commands, vehicles
 from cloud.api.schemas import Health
 from cloud.settings import HubSettings
 
@@ -56,6 +56,7 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(_health_router())
     api.include_router(vehicles.router)
+    api.include_router(vehicle_commands.router)
     api.include_router(lockers.router)
     api.include_router(parcels.router)
     app.include_router(api)

@@ -6,6 +6,7 @@ permission     viewer  integration  ops
 read fleet     yes     no           yes
 read parcels   yes     yes          yes
 create parcel  no      yes          yes
+command vans   no      no           yes
 =============  ======  ===========  ====
 
 A missing or unknown key is 401 (with ``WWW-Authenticate``); a known key without the permission 403.
@@ -29,6 +30,7 @@ class Permission(StrEnum):
     READ_FLEET = "read fleet"
     READ_PARCELS = "read parcels"
     CREATE_PARCELS = "create parcels"
+    COMMAND_VEHICLES = "command vehicles"
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -38,12 +38,26 @@ class PositionsPublic(BaseModel):
     count: int
 
 
+class VehicleStatusPublic(BaseModel):
+    """The van's last status: each source's health (``gnss_state``, ``can``, ``obd``, ...) and
+    its outbox (rows and bytes waiting, rows dropped by reason)."""
+
+    online: bool
+    sent_at: AwareDatetime
+    uptime_s: float
+    outbox_depth: int
+    outbox_bytes: int = 0
+    outbox_dropped: dict[str, int] = Field(default_factory=dict)
+    health: dict[str, str] = Field(default_factory=dict)
+
+
 class VehiclePublic(_Out):
     id: str
     online: bool
     last_seen: AwareDatetime | None
     version: str
     last_position: PositionPublic | None
+    status: VehicleStatusPublic | None = None
 
 
 class VehiclesPublic(BaseModel):
@@ -86,3 +100,47 @@ class ParcelPublic(_Out):
 
 class ParcelCreatedPublic(ParcelPublic):
     code: str = Field(description="the pickup code; returned only in this response, never again")
+
+
+VehicleCommandName = Literal[
+    "set_reporting_profile", "send_position", "read_dtcs", "reload_settings"
+]
+
+
+class VehicleCommandCreate(BaseModel):
+    """A remote command for a van (see ``edge.commands`` for each command's arguments)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: VehicleCommandName
+    args: dict[str, str | int | bool | float] = Field(
+        default_factory=dict,
+        description="e.g. {'profile': 'moving', 'interval_s': 2} for set_reporting_profile",
+    )
+    ttl_s: int = Field(
+        default=300, ge=5, le=3600, description="the van refuses the command after this long"
+    )
+
+
+class CommandAckPublic(_Out):
+    ok: bool
+    reason: str = Field(description="why the van refused it (empty when ok)")
+    detail: str
+    result: dict[str, float | int | str | bool | list[str]]
+    received_at: AwareDatetime
+
+
+class VehicleCommandPublic(BaseModel):
+    command_id: uuid.UUID
+    vehicle_id: str
+    name: str
+    args: dict[str, str | int | bool | float]
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime
+    status: Literal["pending", "done", "refused"]
+    ack: CommandAckPublic | None
+
+
+class VehicleCommandsPublic(BaseModel):
+    data: list[VehicleCommandPublic]
+    count: int

@@ -33,9 +33,17 @@ from cloud.models import (
     ParcelStatus,
     PositionRow,
     Vehicle,
+    VehicleCommandAck,
     VehicleEventRow,
 )
-from protocol.messages import DeviceStatus, LockerEvent, Message, TelemetryBatch, VehicleEvent
+from protocol.messages import (
+    CommandAck,
+    DeviceStatus,
+    LockerEvent,
+    Message,
+    TelemetryBatch,
+    VehicleEvent,
+)
 
 D = TypeVar("D", Vehicle, Locker)
 
@@ -232,10 +240,13 @@ def _item_count(message: Message) -> int:
 
 
 def _ingested_row(message: Message, received_at: datetime) -> dict[str, Any]:
+    seq: int | None
     if isinstance(message, TelemetryBatch | VehicleEvent):
         device_id, seq = message.vehicle_id, message.seq
     elif isinstance(message, LockerEvent):
         device_id, seq = message.locker_id, message.seq
+    elif isinstance(message, CommandAck):
+        device_id, seq = message.device_id, message.seq
     elif isinstance(message, DeviceStatus):
         device_id, seq = message.device_id, None
     else:
@@ -266,6 +277,7 @@ def store_batch(
     vehicle_ids |= {
         m.device_id for m in fresh if isinstance(m, DeviceStatus) and m.kind == "vehicle"
     }
+    vehicle_ids |= {m.device_id for m in fresh if isinstance(m, CommandAck)}  # vehicles' only
     locker_ids = {m.locker_id for m in fresh if isinstance(m, LockerEvent)}
     locker_ids |= {m.device_id for m in fresh if isinstance(m, DeviceStatus) and m.kind == "locker"}
     vehicles = _devices(session, Vehicle, vehicle_ids, seen_at=received_at)
@@ -308,6 +320,8 @@ def store_batch(
             )
             device.online = m.online
             device.version = m.version[:64]
+            if isinstance(device, Vehicle):
+                device.last_status = _status_record(m)
             if isinstance(device, Locker) and m.compartments is not None:
                 device.compartments = m.compartments
     session.flush()  # device rows first: positions and events reference them
@@ -318,6 +332,9 @@ def store_batch(
     )
     if vehicle_events:
         session.execute(insert(VehicleEventRow), vehicle_events)
+    command_acks = [m for m in fresh if isinstance(m, CommandAck)]
+    if command_acks:
+        session.execute(insert(VehicleCommandAck), [_ack_row(m, received_at) for m in command_acks])
     if locker_events:
         session.execute(insert(LockerEventRow), locker_events)
         _apply_pickups([m for m in fresh if isinstance(m, LockerEvent)], session)
@@ -353,3 +370,35 @@ def _apply_pickups(events: Sequence[LockerEvent], session: Session) -> None:
             )
             .values(status=ParcelStatus.PICKED_UP, picked_up_at=ev.at)
         )
+
+
+def _ack_row(ack: CommandAck, received_at: datetime) -> dict[str, Any]:
+    """A van's :class:`CommandAck` as a ``vehicle_command_acks`` row (ingest takes acks only on
+    ``fleet/+/cmd/ack``)."""
+    return {
+        "vehicle_id": ack.device_id,
+        "command_id": ack.command_id,
+        "ok": ack.ok,
+        "reason": ack.reason[:40],
+        "detail": ack.detail[:500],
+        "result": ack.result,
+        "sent_at": ack.sent_at,
+        "received_at": received_at,
+        "message_id": ack.id,
+    }
+
+
+def _status_record(status: DeviceStatus) -> dict[str, Any]:
+    """What ``vehicles.last_status`` keeps of a van's status (JSON-ready)."""
+    return status.model_dump(
+        mode="json",
+        include={
+            "online",
+            "sent_at",
+            "uptime_s",
+            "outbox_depth",
+            "outbox_bytes",
+            "outbox_dropped",
+            "health",
+        },
+    )

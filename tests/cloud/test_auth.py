@@ -15,6 +15,7 @@ from cloud.settings import Role
 from tests.cloud.helpers import KEYS, auth, hub_settings
 
 PARCEL = "{parcel_id}"  # replaced by a real parcel id at run time
+COMMAND = "{command_id}"  # replaced by a real command id at run time
 
 # route -> roles allowed; anyone else with a valid key gets 403, without one 401.
 MATRIX: dict[tuple[str, str], set[Role]] = {
@@ -24,6 +25,17 @@ MATRIX: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/v1/lockers/locker-1"): {Role.VIEWER, Role.OPS},
     ("POST", "/api/v1/parcels"): {Role.INTEGRATION, Role.OPS},
     ("GET", f"/api/v1/parcels/{PARCEL}"): {Role.VIEWER, Role.INTEGRATION, Role.OPS},
+    ("POST", "/api/v1/vehicles/van-1/commands"): {Role.OPS},
+    ("GET", "/api/v1/vehicles/van-1/commands"): {Role.VIEWER, Role.OPS},
+    ("GET", f"/api/v1/vehicles/van-1/commands/{COMMAND}"): {Role.VIEWER, Role.OPS},
+}
+BODIES: dict[str, dict[str, object]] = {
+    "/api/v1/parcels": {"locker_id": "locker-1"},
+    "/api/v1/vehicles/van-1/commands": {"name": "send_position"},
+}
+EXPECTED_OK: dict[str, int] = {
+    "/api/v1/parcels": 201,
+    "/api/v1/vehicles/van-1/commands": 202,
 }
 
 
@@ -51,11 +63,17 @@ def test_every_route_answers_each_role_as_the_matrix_says(api: httpx.AsyncClient
                 "/api/v1/parcels", json={"locker_id": "locker-1"}, headers=auth(Role.OPS)
             )
             parcel_id = made.json()["id"]
+            sent = await api.post(
+                "/api/v1/vehicles/van-1/commands",
+                json={"name": "read_dtcs"},
+                headers=auth(Role.OPS),
+            )
+            command_id = sent.json()["command_id"]
             results = {}
             for (method, path), _allowed in MATRIX.items():
-                url = path.replace(PARCEL, parcel_id)
+                url = path.replace(PARCEL, parcel_id).replace(COMMAND, command_id)
                 for who, headers in callers.items():
-                    body = {"locker_id": "locker-1"} if method == "POST" else None
+                    body = BODIES[path] if method == "POST" else None
                     results[(method, path, who)] = await api.request(
                         method, url, json=body, headers=headers
                     )
@@ -74,7 +92,7 @@ def test_every_route_answers_each_role_as_the_matrix_says(api: httpx.AsyncClient
                 r.text,
             )
         elif Role(who) in allowed:
-            expected = (201,) if method == "POST" else (200,)
+            expected = (EXPECTED_OK[path],) if method == "POST" else (200,)
         else:
             expected = (403,)
         assert r.status_code in expected, (method, path, who, r.status_code, r.text)
@@ -126,6 +144,8 @@ def test_the_openapi_document_lists_every_route_with_its_security(api: httpx.Asy
         "/api/v1/lockers/{locker_id}",
         "/api/v1/parcels",
         "/api/v1/parcels/{parcel_id}",
+        "/api/v1/vehicles/{vehicle_id}/commands",
+        "/api/v1/vehicles/{vehicle_id}/commands/{command_id}",
     }
     assert "security" not in paths["/api/v1/healthz"]["get"]
     assert paths["/api/v1/parcels"]["post"]["security"]

@@ -9,7 +9,13 @@ from pydantic import AwareDatetime
 
 from cloud.api.deps import FleetReader, SessionDep
 from cloud.api.problems import problem_responses
-from cloud.api.schemas import PositionPublic, PositionsPublic, VehiclePublic, VehiclesPublic
+from cloud.api.schemas import (
+    PositionPublic,
+    PositionsPublic,
+    VehiclePublic,
+    VehiclesPublic,
+    VehicleStatusPublic,
+)
 from cloud.services import vehicles as service
 from cloud.services.errors import InvalidRequestError
 
@@ -28,6 +34,7 @@ def read_vehicles(session: SessionDep, caller: FleetReader) -> VehiclesPublic:
             last_seen=v.last_seen,
             version=v.version,
             last_position=PositionPublic.model_validate(p) if p is not None else None,
+            status=VehicleStatusPublic.model_validate(v.last_status) if v.last_status else None,
         )
         for v, p in rows
     ]
