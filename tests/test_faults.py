@@ -113,7 +113,7 @@ async def test_a_minute_without_broker_while_driving_loses_nothing_and_keeps_ord
         assert time.monotonic() - stopped >= OUTAGE_S
 
         await until(
-            lambda: set(queued_offline) <= set(e2e._stored(hub, vid)[0]),
+            lambda: set(queued_offline) <= set(e2e._all_seqs(hub, vid)),
             timeout=60,
             what="every batch queued offline stored",
         )
@@ -138,8 +138,8 @@ async def test_a_minute_without_broker_while_driving_loses_nothing_and_keeps_ord
     async def everything_stored_or_queued() -> None:
         await until(
             lambda: (
-                set(e2e._stored(hub, vid)[0]) | set(still_queued)
-                == set(range(1, max(e2e._stored(hub, vid)[0] + still_queued) + 1))
+                set(e2e._all_seqs(hub, vid)) | set(still_queued)
+                == set(range(1, max(e2e._all_seqs(hub, vid) + still_queued) + 1))
             ),
             timeout=20,
             what="every batch stored or still queued",
@@ -147,7 +147,7 @@ async def test_a_minute_without_broker_while_driving_loses_nothing_and_keeps_ord
 
     await everything_stored_or_queued()
     seqs, positions, carried, distinct_t = e2e._stored(hub, vid)
-    assert len(seqs) > stored_before + len(queued_offline) - 1
+    assert len(e2e._all_seqs(hub, vid)) > stored_before + len(queued_offline) - 1
     assert len(set(seqs)) == len(seqs), "a batch was stored twice"
     assert positions == carried == distinct_t, "points were lost or duplicated"
     track = _track(hub, vid)
