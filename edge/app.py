@@ -10,6 +10,7 @@ from edge.agent import SignalSource, VehicleAgent
 from edge.config import VehicleSettings
 from edge.gnss.source import GnssSource
 from edge.outbox import Outbox
+from edge.sdnotify import OFFLINE_READY_S, ServiceWatchdog, supervised
 
 SIMULATED_DRIVE_S = 7 * 24 * 3600.0
 """How long the virtual bus's simulated drive lasts: a week, i.e. as long as anyone runs a demo. The
@@ -83,8 +84,14 @@ def simulated_bus(settings: VehicleSettings) -> Iterator[None]:
         yield
 
 
-async def run_vehicle(settings: VehicleSettings, *, gnss: GnssSource | None = None) -> None:
-    """Run one van agent until cancelled."""
+async def run_vehicle(
+    settings: VehicleSettings,
+    *,
+    gnss: GnssSource | None = None,
+    watchdog: ServiceWatchdog | None = None,
+) -> None:
+    """Run one van agent until cancelled; ``watchdog`` hears READY once the uplink is connected
+    (or serving offline), then a WATCHDOG=1 ping from this loop (:mod:`edge.sdnotify`)."""
     sources = build_signal_sources(settings)
     outbox = Outbox(settings.state_dir / f"{settings.device_id}-outbox.db")
     try:
@@ -95,6 +102,11 @@ async def run_vehicle(settings: VehicleSettings, *, gnss: GnssSource | None = No
             signal_sources=sources,
         )
         with simulated_bus(settings):
-            await agent.run()
+            await supervised(
+                agent.run(),
+                watchdog=watchdog,
+                ready=agent.uplink.wait_connected,
+                ready_timeout_s=OFFLINE_READY_S,
+            )
     finally:
         outbox.close()

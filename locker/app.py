@@ -16,6 +16,7 @@ from gpiozero import Factory
 from gpiozero.pins.mock import MockFactory
 
 from edge.outbox import Outbox
+from edge.sdnotify import OFFLINE_READY_S, ServiceWatchdog, supervised
 from locker.agent import Clock, LockerAgent, utcnow
 from locker.errors import HardwareInitError
 from locker.grants import GrantStore
@@ -106,9 +107,11 @@ async def run_locker(
     *,
     pin_factory: Factory | None = None,
     keypad: Keypad | None = None,
+    watchdog: ServiceWatchdog | None = None,
 ) -> None:
     """Run one locker until cancelled. With ``simulate_people`` set, people open and shut the doors
-    whose locks are released (mock pins only)."""
+    whose locks are released (mock pins only). ``watchdog`` hears READY once the uplink is
+    connected (or the locker serves offline), then WATCHDOG=1 pings from this loop."""
     with contextlib.ExitStack() as stack:
         if pin_factory is None:
             pin_factory = make_pin_factory(settings.pin_factory)
@@ -131,4 +134,12 @@ async def run_locker(
             if people is not None:
                 people.shut_all_doors()  # before the agent watches: a locker starts shut
                 tg.create_task(people.run(), name="locker-sim-people")
-            tg.create_task(agent.run(), name="locker-agent")
+            tg.create_task(
+                supervised(
+                    agent.run(),
+                    watchdog=watchdog,
+                    ready=agent.uplink.wait_connected,
+                    ready_timeout_s=OFFLINE_READY_S,
+                ),
+                name="locker-agent",
+            )

@@ -171,7 +171,10 @@ HARDENING = {
     "ConfigurationDirectory": "lastmile",
     "Restart": "on-failure",
     "RestartSec": "2",
-    "Type": "exec",  # notify (and WatchdogSec) once the agents send sd_notify READY/WATCHDOG
+    # edge/sdnotify.py: READY=1 once serving, WATCHDOG=1 from the main loop, only from the main pid
+    "Type": "notify",
+    "NotifyAccess": "main",
+    "WatchdogSec": "30",
 }
 # What each program may reach beyond the common set: handler, address families, device nodes.
 PROGRAMS = {
