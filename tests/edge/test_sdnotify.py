@@ -144,7 +144,7 @@ def test_ready_waits_for_the_broker_and_pings_stop_while_the_loop_is_blocked(
                 await until(lambda: len(presence.payloads) >= 1, what="online status")
             await asyncio.sleep(0.3)
             blocked_at = time.monotonic()
-            time.sleep(1.0)  # noqa: ASYNC251 - the wedged loop under test
+            time.sleep(1.0)  # the wedged loop under test: blocks every task on it
             unblocked_at = time.monotonic()
             await until(
                 lambda: any(t > unblocked_at for t in systemd.times_of("WATCHDOG=1")),
