@@ -37,6 +37,25 @@ def make_keypad(kind: Literal["sim", "stdin"]) -> Keypad:
     return SimKeypad()
 
 
+@contextlib.contextmanager
+def open_keypad(settings: LockerSettings, *, pin_factory: Factory) -> Iterator[Keypad]:
+    """The keypad of the ``keypad`` setting, released on exit. The matrix driver claims its GPIO
+    lines here; evdev is imported only for a USB keypad."""
+    if settings.keypad == "matrix":
+        from locker.keypad_matrix import MatrixKeypad
+
+        assert settings.keypad_matrix is not None  # the settings refuse 'matrix' without it
+        with MatrixKeypad(settings=settings.keypad_matrix, pin_factory=pin_factory) as pad:
+            yield pad
+    elif settings.keypad == "usb":
+        from locker.keypad_usb import UsbKeypad
+
+        assert settings.keypad_usb is not None
+        yield UsbKeypad(settings=settings.keypad_usb)
+    else:
+        yield make_keypad(settings.keypad)
+
+
 def open_board(settings: LockerSettings, *, pin_factory: Factory) -> Board:
     """The lock board of the ``board`` setting, every relay off. pymodbus is imported only when
     the Modbus board is selected."""
@@ -93,7 +112,9 @@ def open_locker(
         yield LockerAgent(
             settings=settings,
             hardware=board,
-            keypad=keypad if keypad is not None else make_keypad(settings.keypad),
+            keypad=keypad
+            if keypad is not None
+            else stack.enter_context(open_keypad(settings, pin_factory=pin_factory)),
             grants=grants,
             outbox=outbox,
             lockout=lockout,
