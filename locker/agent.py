@@ -244,7 +244,7 @@ class LockerAgent:
         if topic == self._grants_topic:
             self._on_grant(payload)
         elif topic == self._cmd_topic:
-            self._on_command(payload)
+            await self._on_command(payload)
         else:
             self._reject("unexpected_topic", f"message on {topic!r}")
 
@@ -283,7 +283,7 @@ class LockerAgent:
         self.stats.rejected_messages[reason] += 1
         log.warning("message from the hub dropped: %s (%s)", reason, detail)
 
-    def _on_command(self, payload: bytes) -> None:
+    async def _on_command(self, payload: bytes) -> None:
         try:
             command = decode(payload, Command)
         except DecodeError as err:
@@ -319,7 +319,7 @@ class LockerAgent:
             command_id=command.command_id,
             started=now,
         )
-        if not self._unlock(session):
+        if not await self._unlock(session):
             self._refuse(command, "hardware_fault", f"relay {number} did not switch", now)
             return
         self.stats.commands_executed += 1
@@ -348,10 +348,10 @@ class LockerAgent:
             timeout_s=self._settings.keypad_timeout_s,
         )
         async for code in entry.codes():
-            self._on_code(code)
+            await self._on_code(code)
         log.warning("the keypad has gone away; doors still report, codes cannot be entered")
 
-    def _on_code(self, code: str) -> None:
+    async def _on_code(self, code: str) -> None:
         """Check one submitted code: lockout first, then hub grants, then the courier code."""
         now = self._clock()
         if self._lockout.is_locked(now=now):
@@ -360,11 +360,11 @@ class LockerAgent:
             return
         grant = self._grants.match(code, now=now)
         if grant is not None and not grant.spent:
-            self._open_for_grant(grant, now)
+            await self._open_for_grant(grant, now)
             return
         step = self._courier_step(code, now)
         if step is not None and not self._state.courier_step_spent(step):
-            self._open_for_courier(step, now)
+            await self._open_for_courier(step, now)
             return
         reason = "unknown_or_expired" if grant is None and step is None else "used"
         self.stats.codes_rejected += 1
@@ -393,7 +393,7 @@ class LockerAgent:
             skew_steps=self._settings.courier_skew_steps,
         )
 
-    def _open_for_grant(self, grant: StoredGrant, now: datetime) -> None:
+    async def _open_for_grant(self, grant: StoredGrant, now: datetime) -> None:
         session = Session(
             compartment=grant.compartment,
             flow=FLOW_OF_GRANT[grant.kind],
@@ -402,7 +402,7 @@ class LockerAgent:
             command_id=None,
             started=now,
         )
-        if not self._unlock(session):
+        if not await self._unlock(session):
             # The grant stays unused, so the person can try again once the relay is repaired.
             self.stats.codes_rejected += 1
             self._emit(
@@ -421,7 +421,7 @@ class LockerAgent:
         self._emit("code_accepted", at=now, compartment=grant.compartment, grant_id=grant.grant_id)
         self._emit("unlocked", at=now, compartment=grant.compartment, grant_id=grant.grant_id)
 
-    def _open_for_courier(self, step: int, now: datetime) -> None:
+    async def _open_for_courier(self, step: int, now: datetime) -> None:
         number = self._free_compartment()
         if number is None:
             self.stats.codes_rejected += 1
@@ -440,7 +440,7 @@ class LockerAgent:
         keep -= self._settings.courier_skew_steps
         # Spent before the relay moves: a crash in between wastes a step, never reuses one.
         self._state.spend_courier_step(step, at=now, keep_after=keep)
-        if not self._unlock(session):
+        if not await self._unlock(session):
             self.stats.codes_rejected += 1
             self._emit("code_rejected", at=now, compartment=number, reason="hardware_fault")
             return
@@ -466,13 +466,14 @@ class LockerAgent:
 
     # -- relays ------------------------------------------------------------------------------------
 
-    def _unlock(self, session: Session) -> bool:
+    async def _unlock(self, session: Session) -> bool:
         """Persist the session, then energize the relay for one pulse; False (session dropped) if
-        the relay did not switch."""
+        the relay did not switch. The session is in place before the await, so nothing running
+        meanwhile (a command, the courier's free-compartment choice) takes the compartment."""
         number = session.compartment
         self._put_session(session)
         try:
-            self._hardware[number].unlock()
+            await self._hardware[number].unlock()
         except (HardwareOperationError, KeyError) as err:  # KeyError: grant older than a rewiring
             log.error("the lock of compartment %d did not release: %s", number, err)
             self._drop_session(number)
