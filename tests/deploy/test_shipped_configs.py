@@ -475,7 +475,7 @@ def _interpreter_for(user: pwd.struct_passwd) -> tuple[list[str], dict[str, str]
                 capture_output=True,
                 check=False,
             )
-        except PermissionError:  # exec refused: a directory on the path is closed to the user
+        except OSError:  # no such interpreter (a worktree has no .venv), or exec refused
             continue
         if probe.returncode == 0:
             return argv, env
