@@ -8,21 +8,23 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from cloud.broker import MosquittoBroker
+from cloud.broker import MosquittoBroker, free_port
 from edge.sdnotify import NullNotifier, ServiceWatchdog, SocketNotifier, supervised
 from edge.settings import MqttSettings
 from locker.app import run_locker
 from locker.hardware import MockLockerFactory
 from locker.keypad import SimKeypad
-from protocol.topics import Channel, locker_topic
+from protocol.topics import Channel, locker_topic, vehicle_topic
+from tests.cloud.test_hub import _config as hub_config
 from tests.locker.story import KEY, listening, settings_for, until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,3 +232,74 @@ def test_the_locker_command_talks_to_systemd_and_a_stopped_process_goes_silent(
 
     assert asyncio.run(story()) == 0
     assert systemd.messages()[-1] == "STOPPING=1"
+
+
+def _notified_run(
+    argv: list[str], systemd: ServiceManager, *, ready_check: Callable[[], None]
+) -> int:
+    """Run a program as systemd would (NOTIFY_SOCKET, WATCHDOG_USEC), wait for READY, run
+    ``ready_check`` (what READY promises must hold by then), see pings, stop it with SIGTERM."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
+    env |= {"NOTIFY_SOCKET": str(systemd.path), "WATCHDOG_USEC": "400000"}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not systemd.ready():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "no READY=1 within 30 s"
+            time.sleep(0.02)
+        ready_check()
+        deadline = time.monotonic() + 10
+        while len(systemd.times_of("WATCHDOG=1")) < 3:
+            assert time.monotonic() < deadline, "no watchdog pings"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    return proc.returncode
+
+
+@pytest.mark.slow
+def test_the_hub_says_ready_once_its_api_answers(
+    tmp_path: Path, systemd: ServiceManager, broker: MosquittoBroker
+) -> None:
+    http_port = free_port()
+    config = hub_config(tmp_path, mqtt_port=broker.port, http_port=http_port)
+
+    def api_answers() -> None:
+        with socket.create_connection(("127.0.0.1", http_port), timeout=5):
+            pass  # READY was sent after the listening socket was up: this must not be refused
+
+    _notified_run([sys.executable, "-m", "edge.cli", "hub", "serve", "--config", str(config)],
+                  systemd, ready_check=api_answers)  # fmt: skip
+    assert systemd.messages()[-1] == "STOPPING=1"
+
+
+@pytest.mark.slow
+def test_the_van_says_ready_once_its_uplink_is_connected(
+    tmp_path: Path, systemd: ServiceManager, broker: MosquittoBroker
+) -> None:
+    config = tmp_path / "van.toml"
+    config.write_text(
+        f'device_id = "van-sd"\nstate_dir = "{tmp_path}"\ngnss = "sim"\n'
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+    )
+    seen: list[str] = []
+
+    def connected() -> None:
+        # The van's retained "online" status is on the broker by the time READY is sent.
+        out = subprocess.run(
+            ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-C", "1", "-W", "5",
+             "-t", vehicle_topic("van-sd", Channel.STATUS)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        seen.append(out.stdout)
+
+    _notified_run([sys.executable, "-m", "edge.cli", "edge", "run", "--config", str(config)],
+                  systemd, ready_check=connected)  # fmt: skip
+    assert '"online":true' in seen[0].replace(" ", "")
