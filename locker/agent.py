@@ -39,7 +39,7 @@ from locker import __version__
 from locker.errors import HardwareOperationError
 from locker.grants import GrantStore, StoredGrant
 from locker.hardware import Board, DoorChange
-from locker.keypad import CodeEntry, Keypad
+from locker.keypad import CodeEntry, Keypad, ReportsHealth
 from locker.lockout import Lockout
 from locker.settings import LockerSettings
 from locker.state import Flow, LockerState, Session
@@ -152,6 +152,7 @@ class LockerAgent:
         self._left_open: dict[int, asyncio.TimerHandle] = {}
         self._sessions: dict[int, Session] = {}
         self._started = time.monotonic()
+        self._keypad_gone = False
         self.stats = LockerStats()
         self.uplink = Uplink(
             client_id=f"locker-{self._id}",
@@ -182,6 +183,8 @@ class LockerAgent:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.uplink.run(), name="locker-uplink")
                 tg.create_task(self._keypad_loop(), name="locker-keypad")
+                if isinstance(self._keypad, ReportsHealth):
+                    tg.create_task(self._watch_keypad(self._keypad), name="locker-keypad-health")
                 tg.create_task(self._door_loop(doors), name="locker-doors")
         except asyncio.CancelledError:
             clean = True
@@ -232,8 +235,30 @@ class LockerAgent:
                 uptime_s=time.monotonic() - self._started,
                 outbox_depth=len(self._outbox),
                 compartments=self._settings.compartments,
+                health=self.health(),
             )
         )
+
+    def health(self) -> dict[str, str]:
+        """What the retained status says about the keypad: its kind and ``ok``, or what failed."""
+        if self._keypad_gone:
+            state = "gone"
+        elif isinstance(self._keypad, ReportsHealth):
+            state = self._keypad.health
+        else:
+            state = "ok"
+        return {"keypad": self._settings.keypad, "keypad_state": state}
+
+    async def _watch_keypad(self, keypad: ReportsHealth, *, poll_s: float = 1.0) -> None:
+        """A keypad's health is a plain attribute (set on its reader's thread or task): polled, and
+        a change republishes the status at once, so the hub sees an unplugged keypad."""
+        last = keypad.health
+        while True:
+            await asyncio.sleep(poll_s)
+            if keypad.health != last:
+                last = keypad.health
+                log.warning("keypad %s", last)
+                self.uplink.refresh_status()
 
     # -- messages from the hub -------------------------------------------------------------------
 
@@ -350,6 +375,8 @@ class LockerAgent:
         async for code in entry.codes():
             await self._on_code(code)
         log.warning("the keypad has gone away; doors still report, codes cannot be entered")
+        self._keypad_gone = True
+        self.uplink.refresh_status()
 
     async def _on_code(self, code: str) -> None:
         """Check one submitted code: lockout first, then hub grants, then the courier code."""

@@ -16,7 +16,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol, TextIO
+from typing import Protocol, TextIO, runtime_checkable
 
 from locker.errors import KeypadError
 
@@ -33,6 +33,15 @@ class Keypad(Protocol):
     def keys(self) -> AsyncIterator[str]:
         """Yield each key pressed, one character at a time, until the keypad is gone."""
         ...
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """A keypad that can fail on its own (unplugged, a pin error): ``health`` is ``ok`` while it
+    works; the agent polls it into the locker's retained status, as the van does for its sources."""
+
+    @property
+    def health(self) -> str: ...
 
 
 class CodeEntry:

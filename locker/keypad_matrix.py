@@ -116,6 +116,7 @@ class MatrixKeypad:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.health = "ok"
         names = [*settings.rows, *settings.cols]
         try:
             pin_factory.reserve_pins(self, *names)
@@ -186,6 +187,7 @@ class MatrixKeypad:
                     if key is not None:
                         loop.call_soon_threadsafe(queue.put_nowait, key)
             except (GPIOZeroError, OSError) as err:
+                self.health = "failed"
                 with contextlib.suppress(RuntimeError):  # the loop is gone
                     loop.call_soon_threadsafe(
                         queue.put_nowait, KeypadError(f"keypad scan failed: {err}")

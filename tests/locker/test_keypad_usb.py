@@ -20,12 +20,16 @@ import pytest
 from evdev import InputEvent, ecodes
 from pydantic import ValidationError
 
+from edge.settings import MqttSettings
 from locker.app import open_locker
 from locker.hardware import MockLockerFactory
 from locker.keypad import CodeEntry
 from locker.keypad_usb import EventDevice, KeyMap, UsbKeypad, UsbKeypadStats
 from locker.settings import UsbKeypadSettings
-from tests.locker.story import settings_for
+from protocol.codec import decode
+from protocol.messages import DeviceStatus
+from protocol.topics import Channel, locker_topic
+from tests.locker.story import Listener, listening, running, settings_for, until
 
 SETTINGS = UsbKeypadSettings(device="/dev/input/by-id/usb-keypad-event-kbd", reopen_interval_s=0.01)
 T = 1_700_000_000
@@ -201,3 +205,61 @@ def test_the_config_selects_the_usb_keypad(tmp_path, factory: MockLockerFactory)
         assert isinstance(agent._keypad, UsbKeypad)
     with pytest.raises(ValidationError, match="needs a \\[keypad_usb\\] table"):
         settings_for(tmp_path, keypad="usb")
+
+
+class Socket:
+    """A USB socket a keypad is plugged into and pulled out of, during the story."""
+
+    def __init__(self) -> None:
+        self.plugged = True
+        self._pulled = asyncio.Event()
+
+    def open(self, path: str) -> EventDevice:
+        if not self.plugged:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+        self._pulled = asyncio.Event()
+        return PluggedDevice(self._pulled)
+
+    def pull(self) -> None:
+        self.plugged = False
+        self._pulled.set()
+
+
+class PluggedDevice(ScriptedDevice):
+    def __init__(self, pulled: asyncio.Event) -> None:
+        super().__init__([], unplug=True)
+        self._pulled = pulled
+
+    async def _read(self) -> AsyncIterator[InputEvent]:
+        await self._pulled.wait()
+        raise OSError(errno.ENODEV, "No such device")
+        yield  # an async generator
+
+
+def test_the_hub_sees_the_keypad_unplugged_and_back_in_the_locker_status(
+    tmp_path, factory: MockLockerFactory, mqtt_settings: MqttSettings
+) -> None:
+    usb = Socket()
+    pad = UsbKeypad(settings=SETTINGS, opener=usb.open)
+    settings = settings_for(tmp_path, mqtt_settings, keypad="usb",
+                            keypad_usb={"device": SETTINGS.device})  # fmt: skip
+
+    def states(listener: Listener) -> list[str]:
+        return [decode(p, DeviceStatus).health.get("keypad_state", "") for p in listener.payloads]
+
+    async def story() -> list[str]:
+        status = locker_topic("L1", Channel.STATUS)
+        async with listening(mqtt_settings, status) as hub:
+            with open_locker(settings, pin_factory=factory, keypad=pad) as agent:
+                async with running(agent):
+                    await until(lambda: pad.health == "ok", what="keypad open")
+                    usb.pull()
+                    await until(lambda: "disconnected" in states(hub), what="reported unplugged")
+                    usb.plugged = True
+                    await until(lambda: states(hub)[-1] == "ok", what="reported back")
+        return states(hub)
+
+    seen = asyncio.run(story())
+    seen = [s for s in seen if s != "starting"]  # a status sent before the first open
+    changes = [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s]
+    assert changes == ["ok", "disconnected", "ok"], seen
