@@ -63,6 +63,24 @@ def test_one_press_is_one_key_however_long_it_is_held(factory: MockLockerFactory
         assert _polls(pad, DEBOUNCE) == ["5"]  # pressed again: a second key
 
 
+def test_while_idle_every_row_is_held_low_and_a_press_starts_row_scans(
+    factory: MockLockerFactory,
+) -> None:
+    matrix, pad = _pad(factory)
+    rows = [factory.pin(r) for r in ROWS]
+    with pad:
+        assert _polls(pad, 3) == []
+        assert all(r.function == "output" and not r.state for r in rows)  # one column read a poll
+        matrix.hold("0")
+        assert _polls(pad, DEBOUNCE) == ["0"]
+        assert all(r.function == "input" for r in rows)  # row by row while a key is down
+        matrix.release("0")
+        assert _polls(pad, DEBOUNCE) == []
+        assert all(r.function == "output" for r in rows)  # quiet again: back to watching
+        matrix.hold("#")
+        assert _polls(pad, DEBOUNCE) == ["#"]
+
+
 def test_contact_bounce_and_glitches_yield_nothing_or_one_key(factory: MockLockerFactory) -> None:
     matrix, pad = _pad(factory)
     rnd = random.Random(7)
