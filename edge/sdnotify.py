@@ -119,8 +119,9 @@ class ServiceWatchdog:
             raise
 
     async def _ping(self) -> None:
-        """From the start: systemd ignores pings before READY, and a start-up that wedges the loop
-        is then caught by ``TimeoutStartSec``."""
+        """From the start, not only after READY: a ping before READY is harmless, and a slow
+        start (the hub's migrations run on a thread) then never looks like a hung loop, whenever
+        systemd arms the watchdog. A start that wedges the loop is caught by ``TimeoutStartSec``."""
         interval = self.interval_s
         if interval is None:
             await asyncio.Event().wait()  # no watchdog configured: nothing to feed
