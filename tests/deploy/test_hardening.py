@@ -1,7 +1,7 @@
-"""The locker agent under its unit's hardening, as far as this machine can apply it without systemd.
+"""The agents under their units' hardening, as far as this machine can apply it without systemd.
 
-Applied, from ``firmware_configs/systemd/lastmile-locker.service`` (each value is read from the unit
-and the test fails if the unit stops asking for it):
+Applied, from ``firmware_configs/systemd/lastmile-locker.service`` and ``lastmile-edge.service``
+(each value is read from the unit and the test fails if the unit stops asking for it):
 
 - ``User=``/``Group=`` and no supplementary groups: ``setpriv --reuid --regid --clear-groups``;
 - ``NoNewPrivileges=yes``: ``setpriv --no-new-privs``;
@@ -40,13 +40,14 @@ from edge.settings import MqttSettings
 from locker.grants import GrantStore
 from protocol.codec import decode
 from protocol.messages import DeviceStatus
-from protocol.topics import Channel, locker_topic
+from protocol.topics import Channel, locker_topic, vehicle_topic
 from tests.locker.story import KEY, grant, listening, until
 
 from .rig import require_tool
 from .test_shipped_configs import SYSTEMD, _ini, _interpreter_for, _service_user
 
 UNIT = SYSTEMD / "lastmile-locker.service"
+VAN_UNIT = SYSTEMD / "lastmile-edge.service"
 WRITABLE_API = ("/proc", "/dev", "/dev/shm", "/dev/pts")
 
 
@@ -79,10 +80,12 @@ def _mount_script(*, state: Path, service: dict[str, str]) -> str:
     )
 
 
-def confined(argv: list[str], *, state: Path, user: pwd.struct_passwd) -> list[str]:
+def confined(
+    argv: list[str], *, state: Path, user: pwd.struct_passwd, unit: Path = UNIT
+) -> list[str]:
     """``argv`` as the locker unit would run it: one process (unshare and setpriv exec, they do not
     fork), so signals reach the agent itself."""
-    service = dict(_ini(UNIT)["Service"])
+    service = dict(_ini(unit)["Service"])
     assert service["NoNewPrivileges"] == "yes"
     assert service["CapabilityBoundingSet"] == "" and service["AmbientCapabilities"] == ""
     setpriv = [
@@ -247,3 +250,55 @@ def test_the_confinement_refuses_what_the_unit_forbids(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["ok EROFS EROFS ok ['x']", "unprivileged"]
+
+
+@pytest.mark.slow
+def test_the_van_agent_reports_under_its_units_hardening(
+    unit_state: tuple[pwd.struct_passwd, Path], mqtt_settings: MqttSettings
+) -> None:
+    user, home = unit_state
+    state = home / "state"
+    state.mkdir(mode=0o700)
+    config = home / "lastmile.toml"
+    config.write_text(
+        f'device_id = "van-unit"\nstate_dir = "{state}"\ngnss = "sim"\n'
+        f'[mqtt]\nhost = "{mqtt_settings.host}"\nport = {mqtt_settings.port}\n'
+        "[sim]\ntime_scale = 20\n[batch]\nmax_age_s = 0.5\n"
+    )
+    for path in (state, config):
+        os.chown(path, user.pw_uid, user.pw_gid)
+    config.chmod(0o600)
+    python, env = _interpreter_for(user)
+    argv = confined(
+        [*python, "-m", "edge.cli", "edge", "run", "--config", str(config)],
+        state=state,
+        user=user,
+        unit=VAN_UNIT,
+    )
+
+    async def story() -> tuple[int, str, dict[str, str], dict[str, str]]:
+        async with listening(mqtt_settings, vehicle_topic("van-unit", Channel.TELEMETRY)) as hub:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, env={"PATH": "/usr/bin:/bin", **env}, cwd=state, umask=0o077,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                await until(lambda: len(hub.payloads) >= 1, timeout=30, what="telemetry")
+                status, mounts = _status(proc.pid), _mount_options(proc.pid)
+                proc.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(20):
+                    output, _ = await proc.communicate()
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            assert proc.returncode is not None
+            return proc.returncode, output.decode(), status, mounts
+
+    code, output, status, mounts = asyncio.run(story())
+    assert code == 0 and "Traceback" not in output, output
+    assert status["NoNewPrivs"] == "1" and int(status["CapBnd"], 16) == 0
+    assert status["Uid"].split()[0] == str(user.pw_uid)
+    assert mounts["/"] == "ro" and mounts[str(state)] == "rw"
+    assert [p.name for p in state.iterdir()], "the outbox lives in the state directory"
