@@ -215,18 +215,21 @@ class MatrixKeypad:
         queue: asyncio.Queue[str | BaseException] = asyncio.Queue()
         self._stop.clear()
 
+        def deliver(item: str | BaseException) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody reads keys any more
+                self._stop.set()
+
         def scan_loop() -> None:
             try:
                 while not self._stop.wait(self._settings.scan_interval_s):
                     key = self.poll()
                     if key is not None:
-                        loop.call_soon_threadsafe(queue.put_nowait, key)
+                        deliver(key)
             except (GPIOZeroError, OSError) as err:
                 self.health = "failed"
-                with contextlib.suppress(RuntimeError):  # the loop is gone
-                    loop.call_soon_threadsafe(
-                        queue.put_nowait, KeypadError(f"keypad scan failed: {err}")
-                    )
+                deliver(KeypadError(f"keypad scan failed: {err}"))
 
         self._thread = threading.Thread(target=scan_loop, name="matrix-keypad", daemon=True)
         self._thread.start()

@@ -227,3 +227,27 @@ def test_a_code_typed_on_the_matrix_opens_its_compartment(
 
     asyncio.run(story())
     assert factory.pin(ROWS[0]).function == "input"  # released on exit
+
+
+def test_a_pin_that_fails_mid_scan_ends_the_keys_and_says_so(
+    factory: MockLockerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPIO read failing (a chip gone, a driver error): the keypad reports ``failed`` and its key
+    stream ends, so the agent marks it gone and keeps serving the doors."""
+    _, pad = _pad(factory)
+
+    def broken() -> bool:
+        raise OSError(5, "Input/output error")
+
+    async def story() -> list[str]:
+        got: list[str] = []
+        async with asyncio.timeout(10):
+            keys = pad.keys()
+            monkeypatch.setattr(factory.pin(COLS[1]), "_get_state", broken)
+            async for key in keys:
+                got.append(key)
+        return got
+
+    with pad:
+        assert asyncio.run(story()) == []
+        assert pad.health == "failed"
