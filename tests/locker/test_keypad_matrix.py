@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from edge.settings import load_settings
 from locker.app import open_locker
 from locker.errors import HardwareInitError
 from locker.hardware import MockLockerFactory
 from locker.keypad import CodeEntry
 from locker.keypad_matrix import MatrixKeypad, MatrixScanner, MockKeyMatrix
-from locker.settings import MatrixKeypadSettings
+from locker.settings import LockerSettings, MatrixKeypadSettings
+from protocol.codes import hash_code
 from tests.locker.story import T0, FakeClock, grant, offline, relay_history, settings_for, until
 
+ROOT = Path(__file__).resolve().parents[2]
 ROWS = [4, 7, 8, 9]  # the wiring of firmware_configs/locker/locker.toml
 COLS = [10, 11, 20, 18]
 DEBOUNCE = 4
@@ -251,3 +255,33 @@ def test_a_pin_that_fails_mid_scan_ends_the_keys_and_says_so(
     with pad:
         assert asyncio.run(story()) == []
         assert pad.health == "failed"
+
+
+def test_the_shipped_locker_wiring_claims_its_pins_without_a_clash(
+    tmp_path, factory: MockLockerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """firmware_configs/locker/locker.toml on mock pins of the same Pi header: every relay, door,
+    parcel sensor and keypad line is claimed once, and a code typed on its keypad opens a door."""
+    monkeypatch.setenv("LASTMILE_STATE_DIR", str(tmp_path))
+    shipped = load_settings(LockerSettings, ROOT / "firmware_configs/locker/locker.toml")
+    assert shipped.keypad == "matrix" and shipped.keypad_matrix is not None
+    wiring = shipped.keypad_matrix
+    matrix = MockKeyMatrix(factory=factory, rows=wiring.rows, cols=wiring.cols)
+
+    async def story() -> None:
+        with open_locker(shipped, pin_factory=factory, clock=FakeClock()) as agent:
+            g = grant("97531", compartment=5, locker_id=shipped.device_id, now=T0)
+            # Hashed with this locker's own code key, as the hub would.
+            g = g.model_copy(update={"code_hash": hash_code(shipped.locker_key(), "97531")})
+            agent._grants.add(g, now=T0)
+            pad = agent._keypad
+            assert isinstance(pad, MatrixKeypad)
+            relay = factory.pin(shipped.pins[4].relay)
+            for c in shipped.pins:
+                factory.pin(c.door).drive_low()  # every door shut
+            async with offline(agent):
+                await until(lambda: pad._thread is not None, what="scanning")
+                await _type(matrix, pad, "97531#")
+                await until(lambda: bool(relay.state), what="compartment 5's relay")
+
+    asyncio.run(story())
