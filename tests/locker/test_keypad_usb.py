@@ -18,13 +18,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from evdev import InputEvent, ecodes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from edge.settings import MqttSettings
 from locker.app import open_locker
 from locker.hardware import MockLockerFactory
 from locker.keypad import CodeEntry
-from locker.keypad_usb import EventDevice, KeyMap, UsbKeypad, UsbKeypadStats
+from locker.keypad_usb import KEY_MAP, EventDevice, KeyMap, UsbKeypad, UsbKeypadStats
 from locker.settings import UsbKeypadSettings
 from protocol.codec import decode
 from protocol.messages import DeviceStatus
@@ -87,6 +89,25 @@ def test_other_keys_and_events_are_ignored_and_counted() -> None:
     ]
     assert [k for k in (keymap.key(e, stats) for e in events) if k] == ["3"]
     assert stats.ignored == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([ecodes.EV_SYN, ecodes.EV_KEY, ecodes.EV_MSC, ecodes.EV_LED, 0x1F]),
+            st.integers(min_value=0, max_value=0x2FF),
+            st.integers(min_value=-(2**31), max_value=2**31 - 1),
+        ),
+        max_size=60,
+    )
+)
+def test_garbage_events_yield_only_keypad_keys(raw: list[tuple[int, int, int]]) -> None:
+    """Whatever a device sends (unknown types, codes past KEY_MAX, odd values), only a key-down
+    of a mapped key is a key."""
+    events = [InputEvent(T, 0, t, c, v) for t, c, v in raw]
+    expected = [KEY_MAP[c] for t, c, v in raw if t == ecodes.EV_KEY and v == 1 and c in KEY_MAP]
+    assert _keys(events) == expected
 
 
 class ScriptedDevice:
