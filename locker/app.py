@@ -45,7 +45,8 @@ def open_keypad(settings: LockerSettings, *, pin_factory: Factory) -> Iterator[K
         from locker.keypad_matrix import MatrixKeypad
 
         assert settings.keypad_matrix is not None  # the settings refuse 'matrix' without it
-        with MatrixKeypad(settings=settings.keypad_matrix, pin_factory=pin_factory) as pad:
+        pad = MatrixKeypad(settings=settings.keypad_matrix, pin_factory=pin_factory)
+        with contextlib.closing(pad):
             yield pad
     elif settings.keypad == "usb":
         from locker.keypad_usb import UsbKeypad

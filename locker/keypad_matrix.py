@@ -30,7 +30,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from gpiozero import Factory, GPIOZeroError
@@ -110,8 +109,8 @@ class MatrixScanner:
 
 
 class MatrixKeypad:
-    """The keypad protocol of :mod:`locker.keypad` on GPIO pins. A context manager; :meth:`close`
-    releases the pins. Raises :class:`~locker.errors.HardwareInitError` when a pin cannot be
+    """The keypad protocol of :mod:`locker.keypad` on GPIO pins; :meth:`close` releases the pins
+    (``contextlib.closing`` makes it a context manager). Raises :class:`~locker.errors.HardwareInitError` when a pin cannot be
     claimed (in use, no such pin)."""
 
     def __init__(self, *, settings: MatrixKeypadSettings, pin_factory: Factory) -> None:
@@ -258,17 +257,6 @@ class MatrixKeypad:
             with contextlib.suppress(GPIOZeroError, OSError):
                 pin.close()
         self._factory.release_pins(self, *self._settings.rows, *self._settings.cols)
-
-    def __enter__(self) -> MatrixKeypad:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _RowPin(MockPin):  # type: ignore[misc]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def test_a_column_pulled_low_while_its_row_is_driven_is_that_key(
     factory: MockLockerFactory,
 ) -> None:
     matrix, pad = _pad(factory)
-    with pad:
+    with closing(pad):
         assert pad.scan() == set()
         matrix.hold("6")  # row 2, column 3
         assert pad.scan() == {"6"}
@@ -56,7 +57,7 @@ def test_a_column_pulled_low_while_its_row_is_driven_is_that_key(
 
 def test_one_press_is_one_key_however_long_it_is_held(factory: MockLockerFactory) -> None:
     matrix, pad = _pad(factory)
-    with pad:
+    with closing(pad):
         matrix.hold("5")
         assert _polls(pad, DEBOUNCE - 1) == []  # not yet: still within the debounce
         assert _polls(pad, 1) == ["5"]
@@ -72,7 +73,7 @@ def test_while_idle_every_row_is_held_low_and_a_press_starts_row_scans(
 ) -> None:
     matrix, pad = _pad(factory)
     rows = [factory.pin(r) for r in ROWS]
-    with pad:
+    with closing(pad):
         assert _polls(pad, 3) == []
         assert all(r.function == "output" and not r.state for r in rows)  # one column read a poll
         matrix.hold("0")
@@ -88,7 +89,7 @@ def test_while_idle_every_row_is_held_low_and_a_press_starts_row_scans(
 def test_contact_bounce_and_glitches_yield_nothing_or_one_key(factory: MockLockerFactory) -> None:
     matrix, pad = _pad(factory)
     rnd = random.Random(7)
-    with pad:
+    with closing(pad):
         for _ in range(200):  # a noisy line: never closed for DEBOUNCE scans in a row
             if rnd.random() < 0.5:
                 matrix.hold("8")
@@ -114,7 +115,7 @@ def test_a_column_pin_glitching_low_on_its_own_is_ignored(factory: MockLockerFac
     """Garbage on a column line itself (an induced spike): low for one scan, then high again."""
     _, pad = _pad(factory)
     col = factory.pin(COLS[0])
-    with pad:
+    with closing(pad):
         for _ in range(20):
             col.drive_low()  # every key of the column reads closed: 1, 4, 7, *
             assert pad.poll() is None
@@ -127,7 +128,7 @@ def test_three_keys_at_a_rectangle_show_a_phantom_and_are_all_ignored(
     factory: MockLockerFactory,
 ) -> None:
     matrix, pad = _pad(factory)
-    with pad:
+    with closing(pad):
         matrix.hold("1", "2", "4")
         assert pad.scan() == {"1", "2", "4", "5"}  # 5 is the phantom: no diodes in a membrane
         assert _polls(pad, 20) == []
@@ -150,7 +151,7 @@ def test_two_keys_landing_in_one_scan_are_ambiguous_but_rollover_counts() -> Non
 
 def test_a_3x4_pad_has_star_zero_hash_on_its_bottom_row(factory: MockLockerFactory) -> None:
     matrix, pad = _pad(factory, cols=COLS[:3])
-    with pad:
+    with closing(pad):
         got = []
         for key in "*0#3":
             matrix.hold(key)
@@ -209,7 +210,7 @@ def test_the_scan_thread_feeds_the_entry_rules(factory: MockLockerFactory) -> No
         task.cancel()
         return codes
 
-    with pad:
+    with closing(pad):
         assert asyncio.run(story()) == ["345"]
 
 
@@ -252,7 +253,7 @@ def test_a_pin_that_fails_mid_scan_ends_the_keys_and_says_so(
                 got.append(key)
         return got
 
-    with pad:
+    with closing(pad):
         assert asyncio.run(story()) == []
         assert pad.health == "failed"
 
