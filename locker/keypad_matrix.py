@@ -132,7 +132,8 @@ class MatrixKeypad:
             self._rows = [pin_factory.pin(n) for n in settings.rows]
             self._cols = [pin_factory.pin(n) for n in settings.cols]
             for pin in self._rows:
-                self._idle(pin)
+                pin.function = "input"
+                pin.pull = "floating"
             for pin in self._cols:
                 pin.function = "input"
                 pin.pull = "up"
@@ -155,8 +156,9 @@ class MatrixKeypad:
 
     @staticmethod
     def _idle(pin: Any) -> None:
+        """A row not being scanned: an input (high impedance). Its pull was set to floating once,
+        at start-up; switching the function back keeps it, so a scan costs no re-claim for it."""
         pin.function = "input"
-        pin.pull = "floating"
 
     def scan(self) -> set[str]:
         """One pass over the rows: the keys that read closed. Python's own delay between driving a
