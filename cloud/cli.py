@@ -10,6 +10,8 @@ hub that cannot start (port taken, broker missing) prints why and exits 1.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -30,9 +32,16 @@ def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
 def serve(args: argparse.Namespace) -> int:
     from cloud.hub import run_hub
     from cloud.settings import HubSettings
+    from edge.sdnotify import ServiceWatchdog, supervised
 
     settings = load_settings(HubSettings, args.config)
-    return _run(lambda: run_hub(settings))
+    watchdog = ServiceWatchdog.from_environ(os.environ)
+
+    async def main() -> None:
+        started = asyncio.Event()  # the API listens and the MQTT sessions are starting
+        await supervised(run_hub(settings, started=started), watchdog=watchdog, ready=started.wait)
+
+    return _run(main)
 
 
 def ingest(args: argparse.Namespace) -> int:

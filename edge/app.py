@@ -14,6 +14,7 @@ from edge.config import VehicleSettings
 from edge.gnss.source import GnssSource
 from edge.nonces import DurableNonces
 from edge.outbox import Outbox
+from edge.sdnotify import OFFLINE_READY_S, ServiceWatchdog, supervised
 from edge.settings import load_settings
 
 SIMULATED_DRIVE_S = 7 * 24 * 3600.0
@@ -93,9 +94,12 @@ async def run_vehicle(
     *,
     gnss: GnssSource | None = None,
     config_path: Path | None = None,
+    watchdog: ServiceWatchdog | None = None,
 ) -> None:
     """Run one van agent until cancelled. With ``config_path`` the ``reload_settings`` command
-    re-reads that file (environment overrides still apply)."""
+    re-reads that file (environment overrides still apply); ``watchdog`` hears READY once the
+    uplink is connected (or serving offline), then a WATCHDOG=1 ping from this loop
+    (:mod:`edge.sdnotify`)."""
     sources = build_signal_sources(settings)
     outbox = Outbox(settings.state_dir / f"{settings.device_id}-outbox.db", limits=settings.outbox)
     nonces = DurableNonces(
@@ -112,7 +116,12 @@ async def run_vehicle(
             reload_settings=reload,
         )
         with simulated_bus(settings):
-            await agent.run()
+            await supervised(
+                agent.run(),
+                watchdog=watchdog,
+                ready=agent.uplink.wait_connected,
+                ready_timeout_s=OFFLINE_READY_S,
+            )
     finally:
         nonces.close()
         outbox.close()

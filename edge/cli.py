@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,10 +24,14 @@ def _locker_run(args: argparse.Namespace) -> int:
 def _edge_run(args: argparse.Namespace) -> int:
     from edge.app import run_vehicle
     from edge.config import VehicleSettings
+    from edge.sdnotify import ServiceWatchdog
     from edge.settings import load_settings
 
     settings = load_settings(VehicleSettings, args.config)
-    return run_until_signal(lambda: run_vehicle(settings, config_path=args.config))
+    watchdog = ServiceWatchdog.from_environ(os.environ)
+    return run_until_signal(
+        lambda: run_vehicle(settings, config_path=args.config, watchdog=watchdog)
+    )
 
 
 def _hub_serve(args: argparse.Namespace) -> int:

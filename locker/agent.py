@@ -39,7 +39,7 @@ from locker import __version__
 from locker.errors import HardwareOperationError
 from locker.grants import GrantStore, StoredGrant
 from locker.hardware import Board, DoorChange
-from locker.keypad import CodeEntry, Keypad
+from locker.keypad import CodeEntry, Keypad, ReportsHealth
 from locker.lockout import Lockout
 from locker.settings import LockerSettings
 from locker.state import Flow, LockerState, Session
@@ -152,6 +152,7 @@ class LockerAgent:
         self._left_open: dict[int, asyncio.TimerHandle] = {}
         self._sessions: dict[int, Session] = {}
         self._started = time.monotonic()
+        self._keypad_gone = False
         self.stats = LockerStats()
         self.uplink = Uplink(
             client_id=f"locker-{self._id}",
@@ -182,6 +183,8 @@ class LockerAgent:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.uplink.run(), name="locker-uplink")
                 tg.create_task(self._keypad_loop(), name="locker-keypad")
+                if isinstance(self._keypad, ReportsHealth):
+                    tg.create_task(self._watch_keypad(self._keypad), name="locker-keypad-health")
                 tg.create_task(self._door_loop(doors), name="locker-doors")
         except asyncio.CancelledError:
             clean = True
@@ -232,8 +235,30 @@ class LockerAgent:
                 uptime_s=time.monotonic() - self._started,
                 outbox_depth=len(self._outbox),
                 compartments=self._settings.compartments,
+                health=self.health(),
             )
         )
+
+    def health(self) -> dict[str, str]:
+        """What the retained status says about the keypad: its kind and ``ok``, or what failed."""
+        if self._keypad_gone:
+            state = "gone"
+        elif isinstance(self._keypad, ReportsHealth):
+            state = self._keypad.health
+        else:
+            state = "ok"
+        return {"keypad": self._settings.keypad, "keypad_state": state}
+
+    async def _watch_keypad(self, keypad: ReportsHealth, *, poll_s: float = 1.0) -> None:
+        """A keypad's health is a plain attribute (set on its reader's thread or task): polled, and
+        a change republishes the status at once, so the hub sees an unplugged keypad."""
+        last = keypad.health
+        while True:
+            await asyncio.sleep(poll_s)
+            if keypad.health != last:
+                last = keypad.health
+                log.warning("keypad %s", last)
+                self.uplink.refresh_status()
 
     # -- messages from the hub -------------------------------------------------------------------
 
@@ -244,7 +269,7 @@ class LockerAgent:
         if topic == self._grants_topic:
             self._on_grant(payload)
         elif topic == self._cmd_topic:
-            self._on_command(payload)
+            await self._on_command(payload)
         else:
             self._reject("unexpected_topic", f"message on {topic!r}")
 
@@ -283,7 +308,7 @@ class LockerAgent:
         self.stats.rejected_messages[reason] += 1
         log.warning("message from the hub dropped: %s (%s)", reason, detail)
 
-    def _on_command(self, payload: bytes) -> None:
+    async def _on_command(self, payload: bytes) -> None:
         try:
             command = decode(payload, Command)
         except DecodeError as err:
@@ -319,7 +344,7 @@ class LockerAgent:
             command_id=command.command_id,
             started=now,
         )
-        if not self._unlock(session):
+        if not await self._unlock(session):
             self._refuse(command, "hardware_fault", f"relay {number} did not switch", now)
             return
         self.stats.commands_executed += 1
@@ -348,10 +373,12 @@ class LockerAgent:
             timeout_s=self._settings.keypad_timeout_s,
         )
         async for code in entry.codes():
-            self._on_code(code)
+            await self._on_code(code)
         log.warning("the keypad has gone away; doors still report, codes cannot be entered")
+        self._keypad_gone = True
+        self.uplink.refresh_status()
 
-    def _on_code(self, code: str) -> None:
+    async def _on_code(self, code: str) -> None:
         """Check one submitted code: lockout first, then hub grants, then the courier code."""
         now = self._clock()
         if self._lockout.is_locked(now=now):
@@ -360,11 +387,11 @@ class LockerAgent:
             return
         grant = self._grants.match(code, now=now)
         if grant is not None and not grant.spent:
-            self._open_for_grant(grant, now)
+            await self._open_for_grant(grant, now)
             return
         step = self._courier_step(code, now)
         if step is not None and not self._state.courier_step_spent(step):
-            self._open_for_courier(step, now)
+            await self._open_for_courier(step, now)
             return
         reason = "unknown_or_expired" if grant is None and step is None else "used"
         self.stats.codes_rejected += 1
@@ -393,7 +420,7 @@ class LockerAgent:
             skew_steps=self._settings.courier_skew_steps,
         )
 
-    def _open_for_grant(self, grant: StoredGrant, now: datetime) -> None:
+    async def _open_for_grant(self, grant: StoredGrant, now: datetime) -> None:
         session = Session(
             compartment=grant.compartment,
             flow=FLOW_OF_GRANT[grant.kind],
@@ -402,7 +429,7 @@ class LockerAgent:
             command_id=None,
             started=now,
         )
-        if not self._unlock(session):
+        if not await self._unlock(session):
             # The grant stays unused, so the person can try again once the relay is repaired.
             self.stats.codes_rejected += 1
             self._emit(
@@ -421,7 +448,7 @@ class LockerAgent:
         self._emit("code_accepted", at=now, compartment=grant.compartment, grant_id=grant.grant_id)
         self._emit("unlocked", at=now, compartment=grant.compartment, grant_id=grant.grant_id)
 
-    def _open_for_courier(self, step: int, now: datetime) -> None:
+    async def _open_for_courier(self, step: int, now: datetime) -> None:
         number = self._free_compartment()
         if number is None:
             self.stats.codes_rejected += 1
@@ -440,7 +467,7 @@ class LockerAgent:
         keep -= self._settings.courier_skew_steps
         # Spent before the relay moves: a crash in between wastes a step, never reuses one.
         self._state.spend_courier_step(step, at=now, keep_after=keep)
-        if not self._unlock(session):
+        if not await self._unlock(session):
             self.stats.codes_rejected += 1
             self._emit("code_rejected", at=now, compartment=number, reason="hardware_fault")
             return
@@ -466,13 +493,14 @@ class LockerAgent:
 
     # -- relays ------------------------------------------------------------------------------------
 
-    def _unlock(self, session: Session) -> bool:
+    async def _unlock(self, session: Session) -> bool:
         """Persist the session, then energize the relay for one pulse; False (session dropped) if
-        the relay did not switch."""
+        the relay did not switch. The session is in place before the await, so nothing running
+        meanwhile (a command, the courier's free-compartment choice) takes the compartment."""
         number = session.compartment
         self._put_session(session)
         try:
-            self._hardware[number].unlock()
+            await self._hardware[number].unlock()
         except (HardwareOperationError, KeyError) as err:  # KeyError: grant older than a rewiring
             log.error("the lock of compartment %d did not release: %s", number, err)
             self._drop_session(number)

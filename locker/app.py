@@ -16,6 +16,7 @@ from gpiozero import Factory
 from gpiozero.pins.mock import MockFactory
 
 from edge.outbox import Outbox
+from edge.sdnotify import OFFLINE_READY_S, ServiceWatchdog, supervised
 from locker.agent import Clock, LockerAgent, utcnow
 from locker.errors import HardwareInitError
 from locker.grants import GrantStore
@@ -34,6 +35,26 @@ def make_keypad(kind: Literal["sim", "stdin"]) -> Keypad:
     if kind == "stdin":
         return StdinKeypad()
     return SimKeypad()
+
+
+@contextlib.contextmanager
+def open_keypad(settings: LockerSettings, *, pin_factory: Factory) -> Iterator[Keypad]:
+    """The keypad of the ``keypad`` setting, released on exit. The matrix driver claims its GPIO
+    lines here; evdev is imported only for a USB keypad."""
+    if settings.keypad == "matrix":
+        from locker.keypad_matrix import MatrixKeypad
+
+        assert settings.keypad_matrix is not None  # the settings refuse 'matrix' without it
+        pad = MatrixKeypad(settings=settings.keypad_matrix, pin_factory=pin_factory)
+        with contextlib.closing(pad):
+            yield pad
+    elif settings.keypad == "usb":
+        from locker.keypad_usb import UsbKeypad
+
+        assert settings.keypad_usb is not None
+        yield UsbKeypad(settings=settings.keypad_usb)
+    else:
+        yield make_keypad(settings.keypad)
 
 
 def open_board(settings: LockerSettings, *, pin_factory: Factory) -> Board:
@@ -92,7 +113,9 @@ def open_locker(
         yield LockerAgent(
             settings=settings,
             hardware=board,
-            keypad=keypad if keypad is not None else make_keypad(settings.keypad),
+            keypad=keypad
+            if keypad is not None
+            else stack.enter_context(open_keypad(settings, pin_factory=pin_factory)),
             grants=grants,
             outbox=outbox,
             lockout=lockout,
@@ -106,9 +129,11 @@ async def run_locker(
     *,
     pin_factory: Factory | None = None,
     keypad: Keypad | None = None,
+    watchdog: ServiceWatchdog | None = None,
 ) -> None:
     """Run one locker until cancelled. With ``simulate_people`` set, people open and shut the doors
-    whose locks are released (mock pins only)."""
+    whose locks are released (mock pins only). ``watchdog`` hears READY once the uplink is
+    connected (or the locker serves offline), then WATCHDOG=1 pings from this loop."""
     with contextlib.ExitStack() as stack:
         if pin_factory is None:
             pin_factory = make_pin_factory(settings.pin_factory)
@@ -131,4 +156,12 @@ async def run_locker(
             if people is not None:
                 people.shut_all_doors()  # before the agent watches: a locker starts shut
                 tg.create_task(people.run(), name="locker-sim-people")
-            tg.create_task(agent.run(), name="locker-agent")
+            tg.create_task(
+                supervised(
+                    agent.run(),
+                    watchdog=watchdog,
+                    ready=agent.uplink.wait_connected,
+                    ready_timeout_s=OFFLINE_READY_S,
+                ),
+                name="locker-agent",
+            )

@@ -44,11 +44,16 @@ class CompartmentIO(Protocol):
 
     number: int
 
-    def unlock(self) -> None:
-        """Energize the relay; raise :class:`~locker.errors.HardwareOperationError` on failure."""
+    async def unlock(self) -> None:
+        """Energize the relay; return once it is on, raise
+        :class:`~locker.errors.HardwareOperationError` on failure. A coroutine because a relay on
+        a bus takes a round trip, which must not block the event loop."""
         ...
 
-    def lock(self) -> None: ...
+    def lock(self) -> None:
+        """De-energize the relay, without blocking: a bus board queues the write and reports a
+        failure itself; GPIO raises :class:`~locker.errors.HardwareOperationError` at once."""
+        ...
 
     @property
     def is_open(self) -> bool: ...
@@ -131,8 +136,9 @@ class Compartment:
                     pin=occupancy_pin,
                 ) from err
 
-    def unlock(self) -> None:
-        """Energize the relay. The caller de-energizes it: see :meth:`lock`."""
+    async def unlock(self) -> None:
+        """Energize the relay (a pin write: immediate). The caller de-energizes it: see
+        :meth:`lock`."""
         self._drive(True)
 
     def lock(self) -> None:

@@ -2,8 +2,9 @@
 
 A keypad is anything that yields key presses as single characters (``0``-``9``, ``*``, ``#``; other
 keys, e.g. the A-D column of a 4x4 pad, pass through and are ignored by :class:`CodeEntry`). Two
-ship here: :class:`SimKeypad` (tests and the demo type on it) and :class:`StdinKeypad` (a terminal).
-A GPIO matrix keypad is a third implementation of the same protocol, later.
+ship here: :class:`SimKeypad` (tests and the demo type on it) and :class:`StdinKeypad` (a terminal);
+the hardware ones live beside this module: :mod:`locker.keypad_matrix` (a 3x4/4x4 matrix on GPIO)
+and :mod:`locker.keypad_usb` (a USB keypad through evdev, imported only when selected).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol, TextIO
+from typing import Protocol, TextIO, runtime_checkable
 
 from locker.errors import KeypadError
 
@@ -32,6 +33,15 @@ class Keypad(Protocol):
     def keys(self) -> AsyncIterator[str]:
         """Yield each key pressed, one character at a time, until the keypad is gone."""
         ...
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """A keypad that can fail on its own (unplugged, a pin error): ``health`` is ``ok`` while it
+    works; the agent polls it into the locker's retained status, as the van does for its sources."""
+
+    @property
+    def health(self) -> str: ...
 
 
 class CodeEntry:

@@ -57,6 +57,51 @@ class ModbusSettings(BaseModel):
     timeout_s: float = Field(default=0.5, gt=0, le=10)
 
 
+class MatrixKeypadSettings(BaseModel):
+    """A membrane matrix keypad on GPIO (BCM numbers): 4 rows and 3 columns (3x4: 1-9, ``*0#``) or
+    4 columns (4x4: the A-D column is read and ignored). See :mod:`locker.keypad_matrix`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows: list[int] = Field(min_length=4, max_length=4, description="R1..R4, top row first.")
+    cols: list[int] = Field(
+        min_length=3, max_length=4, description="C1..C3 (3x4) or C1..C4 (4x4), left first."
+    )
+    scan_interval_s: float = Field(default=0.005, gt=0, le=0.1)
+    debounce_scans: int = Field(
+        default=4,
+        ge=1,
+        le=50,
+        description="A key changes state only after this many identical scans in a row "
+        "(4 x 5 ms = 20 ms, longer than a membrane's contact bounce).",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> MatrixKeypadSettings:
+        pins = [*self.rows, *self.cols]
+        if len(set(pins)) != len(pins):
+            raise ValueError(
+                f"keypad pins used twice: {sorted(p for p in set(pins) if pins.count(p) > 1)}"
+            )
+        return self
+
+
+class UsbKeypadSettings(BaseModel):
+    """A USB numeric keypad read through evdev. See :mod:`locker.keypad_usb`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    device: str = Field(
+        description="Its event device; best the stable /dev/input/by-id/usb-...-event-kbd name, "
+        "which survives replugging into another port."
+    )
+    grab: bool = Field(
+        default=True,
+        description="Take the device exclusively, so the digits do not also reach a console login.",
+    )
+    reopen_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+
 class LockoutSettings(BaseModel):
     """Brute-force lockout of the keypad; see :mod:`locker.lockout` for the schedule and the bound."""
 
@@ -122,7 +167,9 @@ class LockerSettings(AgentSettingsBase):
     )
     modbus: ModbusSettings | None = None
     pin_factory: Literal["mock", "lgpio"] = "mock"
-    keypad: Literal["sim", "stdin"] = "sim"
+    keypad: Literal["sim", "stdin", "matrix", "usb"] = "sim"
+    keypad_matrix: MatrixKeypadSettings | None = None
+    keypad_usb: UsbKeypadSettings | None = None
     simulate_people: bool = False
     keypad_max_len: int = Field(default=12, ge=4, le=64)
     keypad_timeout_s: float = Field(default=15.0, gt=0, le=600)
@@ -184,11 +231,17 @@ class LockerSettings(AgentSettingsBase):
             )
         if self.board == "modbus" and self.modbus is None:
             raise ValueError("board 'modbus' needs a [modbus] table (port, device_id, ...)")
+        if self.keypad == "matrix" and self.keypad_matrix is None:
+            raise ValueError("keypad 'matrix' needs a [keypad_matrix] table (rows, cols)")
+        if self.keypad == "usb" and self.keypad_usb is None:
+            raise ValueError("keypad 'usb' needs a [keypad_usb] table (device)")
         if self.lockout.cap_s < self.lockout.base_s:
             raise ValueError("lockout.cap_s must not be below lockout.base_s")
         used = Counter(
             p for cp in self.pins for p in (cp.relay, cp.door, cp.occupancy) if p is not None
         )
+        if self.keypad == "matrix" and self.keypad_matrix is not None:
+            used.update([*self.keypad_matrix.rows, *self.keypad_matrix.cols])
         dupes = sorted(p for p, n in used.items() if n > 1)
         if dupes:
             raise ValueError(f"pins used twice: {dupes}")

@@ -207,3 +207,27 @@ async def test_a_message_the_acl_refuses_is_set_aside_with_its_reason_not_counte
         (foreign, vehicle_topic("van-18", Channel.TELEMETRY), NOT_AUTHORIZED)
     ]
     assert uplink.stats.refused == 1
+
+
+def test_a_connection_open_with_a_rotated_password_is_dropped_at_the_reload(
+    cloud: ProductionBroker, fleet: Fleet, probe: ProbeFn, broker_dir: Path
+) -> None:
+    """Mosquitto re-checks every connected client against the reloaded password file
+    (``mosquitto_security_apply``), so a session opened with the old password does not outlive
+    the rotation; the device reconnects with the new bundle's password."""
+    van, other = fleet.van_a, fleet.van_b
+    online = probe(cloud.ports.tls, username=van.id, password=van.password)
+    assert not online.connect().is_failure
+    bystander = probe(cloud.ports.tls, username=other.id, password=other.password)
+    assert not bystander.connect().is_failure
+    rotate(
+        device_id=van.id,
+        broker_dir=broker_dir,
+        out_dir=van.bundle.directory.parent,
+        mqtt_host="127.0.0.1",
+    )
+    assert not online.disconnected.wait(1.0), "dropped before the broker was told"
+    cloud.reload()
+    assert online.disconnected.wait(WAIT_S), "the old password's open connection stayed up"
+    # The control: a reload alone drops nobody whose credentials still hold.
+    assert not bystander.disconnected.wait(1.0), "the reload dropped an unchanged device"

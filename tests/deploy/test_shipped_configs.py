@@ -54,6 +54,7 @@ SYSTEMD = FIRMWARE / "systemd"
 PI_VAN = FIRMWARE / "pi" / "van"
 BROKER_CONFS = {SHIPPED / "mosquitto.conf", SHIPPED / "bridge-depot.conf"}
 JOURNALD_CONF = SYSTEMD / "journald-lastmile.conf"
+USB_KEYPAD_DROPIN = SYSTEMD / "lastmile-locker.service.d" / "usb-keypad.conf"
 
 
 def _shipped_files() -> list[Path]:
@@ -66,7 +67,9 @@ def test_every_shipped_file_is_of_a_kind_checked_here() -> None:
         if path.suffix == "":
             assert path == SHIPPED / "acl", f"{path}: add a check for this file"
         if path.suffix == ".conf":
-            assert path in BROKER_CONFS | {JOURNALD_CONF}, f"{path}: add a check for this file"
+            assert path in BROKER_CONFS | {JOURNALD_CONF, USB_KEYPAD_DROPIN}, (
+                f"{path}: add a check for this file"
+            )
         if path.suffix in {".snippet", ".default"}:
             assert path in {PI_VAN / "config.txt.snippet", PI_VAN / "gpsd.default"}, path
 
@@ -171,7 +174,10 @@ HARDENING = {
     "ConfigurationDirectory": "lastmile",
     "Restart": "on-failure",
     "RestartSec": "2",
-    "Type": "exec",  # notify (and WatchdogSec) once the agents send sd_notify READY/WATCHDOG
+    # edge/sdnotify.py: READY=1 once serving, WATCHDOG=1 from the main loop, only from the main pid
+    "Type": "notify",
+    "NotifyAccess": "main",
+    "WatchdogSec": "30",
 }
 # What each program may reach beyond the common set: handler, address families, device nodes.
 PROGRAMS = {
@@ -472,7 +478,7 @@ def _interpreter_for(user: pwd.struct_passwd) -> tuple[list[str], dict[str, str]
                 capture_output=True,
                 check=False,
             )
-        except PermissionError:  # exec refused: a directory on the path is closed to the user
+        except OSError:  # no such interpreter (a worktree has no .venv), or exec refused
             continue
         if probe.returncode == 0:
             return argv, env
@@ -564,3 +570,30 @@ def test_the_van_agent_runs_as_a_service_user_and_stops_cleanly_on_sigterm(
         assert (st.st_uid, st.st_gid) == (user.pw_uid, user.pw_gid), path
         assert st.st_mode & 0o077 == 0, f"{path}: {oct(st.st_mode)} (UMask=0077)"
     assert grp.getgrgid(user.pw_gid).gr_name == SERVICE_USER
+
+
+def test_the_usb_keypad_drop_in_adds_only_the_input_devices(tmp_path: Path) -> None:
+    """The drop-in a USB-keypad locker installs: verified by systemd together with the unit (on
+    the unit's search path, where systemd finds drop-ins), and it only adds to the unit's lists."""
+    analyze = require_tool("systemd-analyze", "systemd")
+    unit = SYSTEMD / "lastmile-locker.service"
+    (tmp_path / unit.name).write_text(
+        unit.read_text().replace(f"ExecStart={VENV_LASTMILE} ", "ExecStart=/bin/true ")
+    )
+    dropins = tmp_path / f"{unit.name}.d"
+    dropins.mkdir()
+    (dropins / USB_KEYPAD_DROPIN.name).write_text(USB_KEYPAD_DROPIN.read_text())
+    result = subprocess.run(
+        [analyze, "verify", str(tmp_path / unit.name)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"},  # ":" keeps the defaults
+    )
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stderr
+    dropin = _ini(USB_KEYPAD_DROPIN)
+    assert dropin.sections() == ["Service"]
+    assert dict(dropin["Service"]) == {
+        "SupplementaryGroups": "input",
+        "DeviceAllow": "char-input r",
+    }

@@ -16,7 +16,7 @@ def test_a_relay_energizes_and_releases(factory: MockLockerFactory) -> None:
     c = Compartment(number=1, relay_pin=1001, door_pin=2001, pin_factory=factory)
     try:
         assert not c.energized
-        c.unlock()
+        asyncio.run(c.unlock())
         assert c.energized
         c.lock()
         factory.pin(1001).assert_states([False, True, False])
@@ -96,7 +96,7 @@ def test_a_pin_already_in_use_fails_loudly_and_releases_the_others(
 
 def test_the_pi_header_pins_are_still_there(factory: MockLockerFactory) -> None:
     c = Compartment(number=1, relay_pin=17, door_pin=27, pin_factory=factory)
-    c.unlock()
+    asyncio.run(c.unlock())
     assert factory.pin(17).state
     c.close()
 

@@ -170,7 +170,7 @@ def test_every_relay_is_switched_off_when_the_board_is_opened(
 ) -> None:
     port, board = rs485
     with ModbusBoard.open(_modbus(port), compartments=4) as mb:
-        mb[2].unlock()
+        mb.set_relay(2, True)
         assert board.coil(COIL_OFFSET + 1)
     with ModbusBoard.open(_modbus(port), compartments=4):  # a restart after a crash
         assert not any(board.coil(COIL_OFFSET + i) for i in range(4))
@@ -182,3 +182,62 @@ def test_a_board_that_does_not_answer_is_an_init_error(rs485: tuple[Path, FakeBo
         ModbusBoard.open(_modbus(port, device_id=9, timeout_s=0.2), compartments=4)
     with pytest.raises(HardwareInitError, match="cannot open"):
         ModbusBoard.open(_modbus(port.with_name("missing")), compartments=4)
+
+
+def _stall(board: FakeBoard, seconds: float) -> None:
+    """The board stops answering for a while (its firmware busy, a slow bus): its loop sleeps."""
+    board._loop.call_soon_threadsafe(time.sleep, seconds)
+
+
+def test_a_relay_write_waiting_for_the_board_does_not_block_the_event_loop(
+    rs485: tuple[Path, FakeBoard],
+) -> None:
+    port, board = rs485
+
+    async def story() -> tuple[int, bool]:
+        with ModbusBoard.open(_modbus(port, timeout_s=5, poll_interval_s=1), compartments=4) as mb:
+            _stall(board, 1.0)
+            unlock = asyncio.create_task(mb[3].unlock())
+            ticks = 0
+            while not unlock.done():
+                await asyncio.sleep(0.01)  # the keypad, the doors, the uplink: all still served
+                ticks += 1
+            await unlock
+            return ticks, board.coil(COIL_OFFSET + 2)
+
+    ticks, energized = asyncio.run(story())
+    assert energized
+    assert ticks >= 5, f"the loop ran only {ticks} times while the board was silent for 1 s"
+
+
+def test_a_queued_release_lands_after_the_unlock_and_close_waits_for_it(
+    rs485: tuple[Path, FakeBoard],
+) -> None:
+    port, board = rs485
+
+    async def story() -> None:
+        with ModbusBoard.open(_modbus(port, poll_interval_s=1), compartments=4) as mb:
+            await mb[1].unlock()
+            assert board.coil(COIL_OFFSET)
+            _stall(board, 0.3)
+            mb[1].lock()  # not awaited: from a timer or a door callback
+            # close() (leaving the with block) drains the queue before the port closes
+
+    asyncio.run(story())
+    assert not board.coil(COIL_OFFSET)
+
+
+def test_a_release_the_board_does_not_answer_is_counted(rs485: tuple[Path, FakeBoard]) -> None:
+    port, board = rs485
+
+    async def story() -> int:
+        with ModbusBoard.open(
+            _modbus(port, timeout_s=0.2, poll_interval_s=5), compartments=4
+        ) as mb:
+            await mb[1].unlock()
+            _stall(board, 1.5)
+            mb[1].lock()  # times out (twice: one retry), nobody awaits it
+            await until(lambda: mb.write_errors == 1, what="the failed release counted")
+            return mb.write_errors
+
+    assert asyncio.run(story()) == 1
