@@ -11,6 +11,7 @@ from cloud.api.auth_keys import ApiKeys
 from cloud.api.context import HubContext
 from cloud.api.problems import install_problem_handlers
 from cloud.api.routes import lockers, parcels, vehicles
+from cloud.api.routes import trips as trip_routes
 from cloud.api.schemas import Health
 from cloud.settings import HubSettings
 
@@ -58,5 +59,6 @@ def create_app(
     api.include_router(vehicles.router)
     api.include_router(lockers.router)
     api.include_router(parcels.router)
+    api.include_router(trip_routes.router)
     app.include_router(api)
     return app

@@ -15,6 +15,7 @@ from cloud.settings import Role
 from tests.cloud.helpers import KEYS, auth, hub_settings
 
 PARCEL = "{parcel_id}"  # replaced by a real parcel id at run time
+WINDOW = "from=2026-11-23T00:00:00Z&to=2026-11-24T00:00:00Z"
 
 # route -> roles allowed; anyone else with a valid key gets 403, without one 401.
 MATRIX: dict[tuple[str, str], set[Role]] = {
@@ -24,6 +25,9 @@ MATRIX: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/v1/lockers/locker-1"): {Role.VIEWER, Role.OPS},
     ("POST", "/api/v1/parcels"): {Role.INTEGRATION, Role.OPS},
     ("GET", f"/api/v1/parcels/{PARCEL}"): {Role.VIEWER, Role.INTEGRATION, Role.OPS},
+    ("GET", f"/api/v1/vehicles/van-1/trips?{WINDOW}"): {Role.VIEWER, Role.OPS},
+    ("GET", f"/api/v1/vehicles/van-1/stops?{WINDOW}"): {Role.VIEWER, Role.OPS},
+    ("GET", "/api/v1/vehicles/van-1/distance?from=2026-11-23"): {Role.VIEWER, Role.OPS},
 }
 
 
@@ -126,6 +130,9 @@ def test_the_openapi_document_lists_every_route_with_its_security(api: httpx.Asy
         "/api/v1/lockers/{locker_id}",
         "/api/v1/parcels",
         "/api/v1/parcels/{parcel_id}",
+        "/api/v1/vehicles/{vehicle_id}/trips",
+        "/api/v1/vehicles/{vehicle_id}/stops",
+        "/api/v1/vehicles/{vehicle_id}/distance",
     }
     assert "security" not in paths["/api/v1/healthz"]["get"]
     assert paths["/api/v1/parcels"]["post"]["security"]
