@@ -29,6 +29,7 @@ inside the radius: O(n) for driving and parking, O(n x points within the radius)
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -142,16 +143,106 @@ def path_distance_m(points: Sequence[TrackPoint], *, jitter_m: float) -> float:
     The last fix is always reached (the residual below ``jitter_m`` is added), so a path's length
     does not depend on where the sampling happened to fall.
     """
-    if len(points) < 2:
+    lat = [math.radians(p.lat) for p in points]
+    lon = [math.radians(p.lon) for p in points]
+    return _path_m(lat, lon, 0, len(points) - 1, jitter_m=jitter_m)
+
+
+_LONG_STEP = (1000.0 / EARTH_RADIUS_M) ** 2
+
+
+def _path_m(lat: list[float], lon: list[float], first: int, last: int, *, jitter_m: float) -> float:
+    """:func:`path_distance_m` over fixes ``first..last`` given in radians.
+
+    Steps are equirectangular (they differ from the haversine by less than a millimetre per
+    kilometre at a track's steps, for a third of the cost); a step beyond 1 km (a bridged gap) is a
+    haversine. This loop is most of the cost of a day's analysis, hence the inlining.
+    """
+    if last <= first:
         return 0.0
+    threshold = (jitter_m / EARTH_RADIUS_M) ** 2
+    cos, sqrt = math.cos, math.sqrt
     total = 0.0
-    anchor = points[0]
-    for p in points[1:]:
-        d = haversine_m(anchor.lat, anchor.lon, p.lat, p.lon)
-        if d >= jitter_m:
-            total += d
-            anchor = p
-    return total + haversine_m(anchor.lat, anchor.lon, points[-1].lat, points[-1].lon)
+    a_lat, a_lon = lat[first], lon[first]
+    for i in range(first + 1, last + 2):
+        j = min(i, last)
+        dy = lat[j] - a_lat
+        dx = (lon[j] - a_lon) * cos((lat[j] + a_lat) * 0.5)
+        d2 = dx * dx + dy * dy
+        if d2 >= threshold or i > last:  # i > last: the residual to the last fix
+            if d2 > _LONG_STEP:
+                total += _haversine_rad(a_lat, a_lon, lat[j], lon[j])
+            else:
+                total += sqrt(d2)
+            a_lat, a_lon = lat[j], lon[j]
+    return total * EARTH_RADIUS_M
+
+
+def _haversine_rad(p1: float, l1: float, p2: float, l2: float) -> float:
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin((l2 - l1) / 2) ** 2
+    return 2 * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """A track as columns, in strictly increasing time: what the loops read, and what a database
+    can hand over without building a Python object per fix.
+
+    ``ts`` are POSIX seconds, ``lat``/``lon`` degrees. Build one with :meth:`of_points` (any
+    order, duplicates dropped) or :meth:`of_columns` (columns, ordered as a query returns them).
+    """
+
+    ts: list[float]
+    lat: list[float]
+    lon: list[float]
+
+    @classmethod
+    def of_points(cls, points: Iterable[TrackPoint]) -> Track:
+        """Raises ValueError for a naive datetime."""
+        by_time: dict[datetime, TrackPoint] = {}
+        for p in points:
+            if p.t.tzinfo is None:
+                raise ValueError(f"naive datetime {p.t!r} in a track")
+            by_time.setdefault(p.t, p)
+        ordered = [by_time[t] for t in sorted(by_time)]
+        return cls(
+            ts=[p.t.timestamp() for p in ordered],
+            lat=[p.lat for p in ordered],
+            lon=[p.lon for p in ordered],
+        )
+
+    @classmethod
+    def of_columns(
+        cls, *, ts: Sequence[float], lat: Sequence[float], lon: Sequence[float]
+    ) -> Track:
+        """Columns in any order; a repeated time keeps its first fix (one fix stored twice).
+
+        Raises ValueError unless the columns have one length.
+        """
+        if not len(ts) == len(lat) == len(lon):
+            raise ValueError(f"columns of {len(ts)}, {len(lat)} and {len(lon)} values")
+        if all(a < b for a, b in itertools.pairwise(ts)):
+            return cls(ts=list(ts), lat=list(lat), lon=list(lon))
+        first: dict[float, int] = {}
+        for i, t in enumerate(ts):
+            first.setdefault(t, i)
+        order = [first[t] for t in sorted(first)]
+        return cls(
+            ts=[ts[i] for i in order], lat=[lat[i] for i in order], lon=[lon[i] for i in order]
+        )
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fixes:
+    """A track with the radians the loops need, computed once."""
+
+    track: Track
+    ts: list[float]
+    lat: list[float]  # radians
+    lon: list[float]
 
 
 @dataclass(slots=True)
@@ -166,68 +257,80 @@ class _Span:
 
 
 def analyse(
-    points: Iterable[TrackPoint],
+    points: Iterable[TrackPoint] | Track,
     *,
     rules: TripRules,
     ignition: Sequence[IgnitionChange] = (),
     ignition_on_at_start: bool | None = None,
 ) -> Journey:
-    """Trips and stops of one vehicle's fixes (any order; duplicates of one time count once).
+    """Trips and stops of one vehicle's fixes: points in any order (duplicates of one time count
+    once), or a :class:`Track`.
 
     ``ignition`` are the ignition changes within the fixes' time range, and
     ``ignition_on_at_start`` the state before the first of them (from the last change before the
     window); both empty/None means the vehicle reports no ignition and motion alone decides.
     Raises ValueError for naive datetimes.
     """
-    track = _ordered(points)
+    track = points if isinstance(points, Track) else Track.of_points(points)
     if not track:
         return Journey(trips=(), stops=(), gaps=0)
-    ts = [p.t.timestamp() for p in track]
+    ts = track.ts
+    radians = math.radians
+    fixes = _Fixes(
+        track=track,
+        ts=ts,
+        lat=[radians(v) for v in track.lat],
+        lon=[radians(v) for v in track.lon],
+    )
     offs = _ignition_off(ts, sorted(ignition), ignition_on_at_start)
     # With ignition known, the engine decides where a stop begins and ends; motion adds only the
     # stops with the engine running (idling at a drop), outside the off periods.
-    stays = [piece for s in _stays(track, ts, rules) for piece in _outside(s, offs, ts)]
+    stays = [piece for s in _stays(fixes, rules) for piece in _outside(s, offs, ts)]
     stays = [s for s in stays if s.end - s.start >= rules.stop_min_s]
     stops = [s for s in _merged(stays + offs) if s.end - s.start >= rules.stop_min_s]
-    trips, gaps = _trips_between(track, ts, stops, rules)
-    return Journey(trips=tuple(trips), stops=tuple(_stop(track, s) for s in stops), gaps=gaps)
+    trips, gaps = _trips_between(fixes, stops, rules)
+    return Journey(trips=tuple(trips), stops=tuple(_stop(fixes, s) for s in stops), gaps=gaps)
 
 
-def _ordered(points: Iterable[TrackPoint]) -> list[TrackPoint]:
-    by_time: dict[datetime, TrackPoint] = {}
-    for p in points:
-        if p.t.tzinfo is None:
-            raise ValueError(f"naive datetime {p.t!r} in a track")
-        by_time.setdefault(p.t, p)
-    return [by_time[t] for t in sorted(by_time)]
-
-
-def _stays(track: list[TrackPoint], ts: list[float], rules: TripRules) -> list[_Span]:
+def _stays(fixes: _Fixes, rules: TripRules) -> list[_Span]:
     """Stay points: from each fix, look ahead while within the radius; long enough is a stay.
 
     A stay found from its first fix is then extended while fixes stay within the radius of its
     running centroid (the first fix may be one of the last metres of the approach, and noise around
     the real spot would otherwise cut one stop in two), and trimmed at both ends of fixes farther
-    than half the radius from the centroid (the approach and the departure belong to trips). The
-    radius test uses an equirectangular projection: exact to well under a metre at stop radii, and
-    a few multiplications instead of a haversine.
+    than half the radius from the centroid (the approach and the departure belong to trips). A fix
+    is first tested against the fix ``stop_min_s`` later: while driving, that one test rules it out.
+    The radius test is equirectangular: exact to well under a metre at stop radii.
     """
-    n = len(track)
-    lat = [math.radians(p.lat) for p in track]
-    lon = [math.radians(p.lon) for p in track]
+    ts, lat, lon = fixes.ts, fixes.lat, fixes.lon
+    n = len(ts)
     limit = (rules.stop_radius_m / EARTH_RADIUS_M) ** 2
+    min_s = rules.stop_min_s
+    cos = math.cos
 
     def far(a_lat: float, a_lon: float, j: int, lim: float) -> bool:
-        dy, dx = lat[j] - a_lat, (lon[j] - a_lon) * math.cos(a_lat)
+        dy, dx = lat[j] - a_lat, (lon[j] - a_lon) * cos(a_lat)
         return dx * dx + dy * dy > lim
 
     out: list[_Span] = []
     i = 0
+    k = 0  # the first fix at least stop_min_s after fix i
     while i < n:
+        t_i, la, lo = ts[i], lat[i], lon[i]
+        while k < n and ts[k] - t_i < min_s:
+            k += 1
+        if k == n:
+            if ts[n - 1] - t_i < min_s:
+                break  # no time left for a stop
+        else:
+            dy, dx = lat[k] - la, (lon[k] - lo) * cos(la)
+            if dx * dx + dy * dy > limit:
+                i += 1  # driving: one test per fix instead of a scan ahead
+                continue
         j = i + 1
-        while j < n and not far(lat[i], lon[i], j, limit):
+        while j < n and not far(la, lo, j, limit):
             j += 1
-        if ts[j - 1] - ts[i] < rules.stop_min_s:
+        if ts[j - 1] - t_i < min_s:
             i += 1
             continue
         sum_lat, sum_lon = sum(lat[i:j]), sum(lon[i:j])
@@ -311,9 +414,7 @@ def _merged(spans: list[_Span]) -> list[_Span]:
     return out
 
 
-def _trips_between(
-    track: list[TrackPoint], ts: list[float], stops: list[_Span], rules: TripRules
-) -> tuple[list[Trip], int]:
+def _trips_between(fixes: _Fixes, stops: list[_Span], rules: TripRules) -> tuple[list[Trip], int]:
     """Trips over the fixes from the end of each stop (or the track's start) to the next stop's
     first fix (or the track's end), split where the van moved across a long gap."""
     segments: list[tuple[int, int, _Span | None]] = []
@@ -321,30 +422,33 @@ def _trips_between(
     for s in stops:
         segments.append((begin, s.first, s))
         begin = s.last
+    track, ts = fixes.track, fixes.ts
     segments.append((begin, len(track) - 1, None))
     trips: list[Trip] = []
     gaps = 0
     for begin, end, nxt in segments:
         piece_start = begin
         for i in range(begin + 1, end + 1):
-            if ts[i] - ts[i - 1] > rules.gap_split_s and _moved(track[i - 1], track[i], rules):
+            if ts[i] - ts[i - 1] > rules.gap_split_s and _moved(fixes, i - 1, i, rules):
                 gaps += 1
-                trips += _trip(track, piece_start, i - 1, TripEnd.GAP, rules)
+                trips += _trip(fixes, piece_start, i - 1, TripEnd.GAP, rules)
                 piece_start = i
         if nxt is None:
             ended_by = TripEnd.END_OF_TRACK
         else:
             ended_by = TripEnd.IGNITION_OFF if nxt.ignition else TripEnd.STOP
-        trips += _trip(track, piece_start, end, ended_by, rules)
+        trips += _trip(fixes, piece_start, end, ended_by, rules)
     return trips, gaps
 
 
-def _moved(a: TrackPoint, b: TrackPoint, rules: TripRules) -> bool:
-    return haversine_m(a.lat, a.lon, b.lat, b.lon) > rules.stop_radius_m
+def _moved(fixes: _Fixes, a: int, b: int, rules: TripRules) -> bool:
+    lat, lon = fixes.lat, fixes.lon
+    moved = EARTH_RADIUS_M * _haversine_rad(lat[a], lon[a], lat[b], lon[b])
+    return moved > rules.stop_radius_m
 
 
 def _trip(
-    track: list[TrackPoint],
+    fixes: _Fixes,
     first: int,
     last: int,
     ended_by: TripEnd,
@@ -352,38 +456,40 @@ def _trip(
 ) -> list[Trip]:
     if last <= first:
         return []
-    piece = track[first : last + 1]
-    distance = path_distance_m(piece, jitter_m=rules.jitter_m)
+    distance = _path_m(fixes.lat, fixes.lon, first, last, jitter_m=rules.jitter_m)
     if distance < rules.stop_radius_m:
         return []
-    a, b = track[first], track[last]
+    track = fixes.track
     return [
         Trip(
-            start=a.t,
-            end=b.t,
-            start_lat=a.lat,
-            start_lon=a.lon,
-            end_lat=b.lat,
-            end_lon=b.lon,
+            start=_utc(track.ts[first]),
+            end=_utc(track.ts[last]),
+            start_lat=track.lat[first],
+            start_lon=track.lon[first],
+            end_lat=track.lat[last],
+            end_lon=track.lon[last],
             distance_m=distance,
-            points=len(piece),
+            points=last - first + 1,
             ended_by=ended_by,
         )
     ]
 
 
-def _stop(track: list[TrackPoint], s: _Span) -> Stop:
-    inside = [p for p in track[s.first : s.last + 1] if s.start <= p.t.timestamp() <= s.end]
-    where = inside or [track[s.first]]
+def _stop(fixes: _Fixes, s: _Span) -> Stop:
+    track = fixes.track
+    first, end = bisect.bisect_left(track.ts, s.start), bisect.bisect_right(track.ts, s.end)
+    where = slice(first, end) if end > first else slice(s.first, s.first + 1)
+    lats, lons = track.lat[where], track.lon[where]
     return Stop(
         start=_utc(s.start),
         end=_utc(s.end),
-        lat=sum(p.lat for p in where) / len(where),
-        lon=sum(p.lon for p in where) / len(where),
-        points=len(inside),
+        lat=sum(lats) / len(lats),
+        lon=sum(lons) / len(lons),
+        points=end - first,
         ignition_off=s.ignition,
     )
 
 
 def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)
+    """Back from POSIX seconds, rounded to the microsecond a timestamp column holds."""
+    return datetime.fromtimestamp(round(timestamp, 6), UTC)

@@ -11,6 +11,7 @@ import pytest
 
 from cloud.services.trips import (
     IgnitionChange,
+    Track,
     TrackPoint,
     TripEnd,
     TripRules,
@@ -180,6 +181,17 @@ def test_order_duplicates_and_naive_times() -> None:
     shuffled = van.points[::-1] + van.points[:50]
     assert analyse(shuffled, rules=RULES) == analyse(van.points, rules=RULES)
     assert analyse([], rules=RULES).trips == ()
+    columns = Track.of_points(shuffled)
+    assert (
+        Track.of_columns(
+            ts=columns.ts[::-1] + columns.ts[:3],
+            lat=columns.lat[::-1] + columns.lat[:3],
+            lon=columns.lon[::-1] + columns.lon[:3],
+        )
+        == columns
+    )
+    with pytest.raises(ValueError, match="columns of 2, 1 and 1 values"):
+        Track.of_columns(ts=[1.0, 2.0], lat=[52.0], lon=[4.9])
     with pytest.raises(ValueError, match="naive datetime"):
         analyse([TrackPoint(datetime(2026, 1, 1), 52.0, 4.9)], rules=RULES)
 
