@@ -180,27 +180,23 @@ def test_password_hashes_are_salted_scrypt_and_checked_in_constant_time() -> Non
         hash_password("")
 
 
-def test_the_cli_hashes_a_password_from_stdin_that_the_hub_accepts() -> None:
-    done = subprocess.run(
+def _hash_password_cli(stdin: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "edge.cli", "hub", "hash-password"],
-        input="a piped password\n",
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=ROOT,
         check=False,
         timeout=60,
     )
+
+
+def test_the_cli_hashes_a_password_from_stdin_that_the_hub_accepts() -> None:
+    done = _hash_password_cli("a piped password\n")
     assert done.returncode == 0, done.stderr
     encoded = done.stdout.strip()
     assert verify_password("a piped password", encoded)
     assert UserSettings(role=Role.VIEWER, password_hash=encoded).role is Role.VIEWER
-    empty = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "hub", "hash-password"],
-        input="\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        timeout=60,
-    )
+    empty = _hash_password_cli("\n")
     assert (empty.returncode, empty.stderr.strip()) == (2, "lastmile: the password is empty")

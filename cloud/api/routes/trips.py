@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
 from cloud.api.deps import FleetReader, SessionDep, SettingsDep
@@ -24,6 +24,7 @@ from cloud.api.trip_schemas import (
     TripsPublic,
 )
 from cloud.services import tracks as service
+from cloud.services.trips import Journey
 
 router = APIRouter(
     prefix="/vehicles", tags=["trips"], responses=problem_responses(401, 403, 404, 422)
@@ -42,25 +43,26 @@ Offset = Annotated[int, Query(ge=0, le=100_000)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-@router.get("/{vehicle_id}/trips", response_model=TripsPublic)
-def read_trips(
+def _journey(
     vehicle_id: str,
     session: SessionDep,
     settings: SettingsDep,
     caller: FleetReader,
     since: From,
     until: To,
-    offset: Offset = 0,
-    limit: Limit = 100,
-) -> TripsPublic:
-    """Trips of one vehicle in the window, oldest first, with the distance of all of them."""
-    found = service.journey(
-        session,
-        vehicle_id=vehicle_id,
-        since=since,
-        until=until,
-        rules=settings.trips,
+) -> Journey:
+    """The window's trips and stops, for the routes that page through one or the other."""
+    return service.journey(
+        session, vehicle_id=vehicle_id, since=since, until=until, rules=settings.trips
     )
+
+
+JourneyDep = Annotated[Journey, Depends(_journey)]
+
+
+@router.get("/{vehicle_id}/trips", response_model=TripsPublic)
+def read_trips(found: JourneyDep, offset: Offset = 0, limit: Limit = 100) -> TripsPublic:
+    """Trips of one vehicle in the window, oldest first, with the distance of all of them."""
     page = found.trips[offset : offset + limit]
     return TripsPublic(
         data=[TripPublic.model_validate(t) for t in page],
@@ -70,24 +72,8 @@ def read_trips(
 
 
 @router.get("/{vehicle_id}/stops", response_model=StopsPublic)
-def read_stops(
-    vehicle_id: str,
-    session: SessionDep,
-    settings: SettingsDep,
-    caller: FleetReader,
-    since: From,
-    until: To,
-    offset: Offset = 0,
-    limit: Limit = 100,
-) -> StopsPublic:
+def read_stops(found: JourneyDep, offset: Offset = 0, limit: Limit = 100) -> StopsPublic:
     """Stops of one vehicle in the window, oldest first."""
-    found = service.journey(
-        session,
-        vehicle_id=vehicle_id,
-        since=since,
-        until=until,
-        rules=settings.trips,
-    )
     page = found.stops[offset : offset + limit]
     return StopsPublic(data=[StopPublic.model_validate(s) for s in page], count=len(found.stops))
 
