@@ -164,17 +164,17 @@ def _path_m(lat: list[float], lon: list[float], first: int, last: int, *, jitter
     cos, sqrt = math.cos, math.sqrt
     total = 0.0
     a_lat, a_lon = lat[first], lon[first]
-    for i in range(first + 1, last + 2):
-        j = min(i, last)
-        dy = lat[j] - a_lat
-        dx = (lon[j] - a_lon) * cos((lat[j] + a_lat) * 0.5)
+    d2 = 0.0
+    for i in range(first + 1, last + 1):
+        la, lo = lat[i], lon[i]
+        dy = la - a_lat
+        dx = (lo - a_lon) * cos((la + a_lat) * 0.5)
         d2 = dx * dx + dy * dy
-        if d2 >= threshold or i > last:  # i > last: the residual to the last fix
-            if d2 > _LONG_STEP:
-                total += _haversine_rad(a_lat, a_lon, lat[j], lon[j])
-            else:
-                total += sqrt(d2)
-            a_lat, a_lon = lat[j], lon[j]
+        if d2 >= threshold:
+            total += _haversine_rad(a_lat, a_lon, la, lo) if d2 > _LONG_STEP else sqrt(d2)
+            a_lat, a_lon = la, lo
+    if d2 < threshold:  # the residual to the last fix
+        total += sqrt(d2)
     return total * EARTH_RADIUS_M
 
 
