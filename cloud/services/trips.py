@@ -18,7 +18,7 @@ The rules (:class:`TripRules`, set in the hub's settings):
   which the van moved more than ``stop_radius_m`` splits a trip in two: nobody knows where it went
   meanwhile. Shorter gaps are bridged in a straight line. A "trip" shorter than ``stop_radius_m``
   is shuffling on the spot, not a trip, and is dropped.
-- **Distance** follows the fixes (haversine) but only counts a step once the van is at least
+- **Distance** follows the fixes (great-circle) but only counts a step once the van is at least
   ``jitter_m`` from the last counted fix, so a receiver wandering around a standing van adds
   nothing, while slow driving still adds up (it is sampled every ``jitter_m``).
 
@@ -275,12 +275,9 @@ def analyse(
     if not track:
         return Journey(trips=(), stops=(), gaps=0)
     ts = track.ts
-    radians = math.radians
+    rad = math.pi / 180  # a product, not a call per value: math.radians computes the same
     fixes = _Fixes(
-        track=track,
-        ts=ts,
-        lat=[radians(v) for v in track.lat],
-        lon=[radians(v) for v in track.lon],
+        track=track, ts=ts, lat=[v * rad for v in track.lat], lon=[v * rad for v in track.lon]
     )
     offs = _ignition_off(ts, sorted(ignition), ignition_on_at_start)
     # With ignition known, the engine decides where a stop begins and ends; motion adds only the
@@ -320,13 +317,11 @@ def _stays(fixes: _Fixes, rules: TripRules) -> list[_Span]:
         while k < n and ts[k] - t_i < min_s:
             k += 1
         if k == n:
-            if ts[n - 1] - t_i < min_s:
-                break  # no time left for a stop
-        else:
-            dy, dx = lat[k] - la, (lon[k] - lo) * cos(la)
-            if dx * dx + dy * dy > limit:
-                i += 1  # driving: one test per fix instead of a scan ahead
-                continue
+            break  # no time left for a stop
+        dy, dx = lat[k] - la, (lon[k] - lo) * cos(la)
+        if dx * dx + dy * dy > limit:
+            i += 1  # driving: one test per fix instead of a scan ahead
+            continue
         j = i + 1
         while j < n and not far(la, lo, j, limit):
             j += 1
