@@ -72,3 +72,27 @@ def demo(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
     )
     return _run(lambda: run_demo(options))
+
+
+def hash_password(args: argparse.Namespace) -> int:
+    """``lastmile hub hash-password``: a scrypt hash for ``users.<name>.password_hash``.
+
+    Asks twice on a terminal (without echo); otherwise reads one line from stdin, so scripts can
+    pipe a generated password in. The password never appears in argv (``ps`` would show it).
+    """
+    import getpass
+
+    from cloud.api.passwords import hash_password as make_hash
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("lastmile: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("lastmile: the password is empty", file=sys.stderr)
+        return 2
+    print(make_hash(password))
+    return 0

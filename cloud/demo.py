@@ -24,12 +24,14 @@ import sys
 import threading
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from cloud.api.passwords import hash_password
 from cloud.broker import MosquittoBroker
 from cloud.errors import HubError
 from cloud.hub import run_hub
-from cloud.settings import HubSettings, Role
+from cloud.settings import HubSettings, Role, UserSettings
 from edge.app import run_vehicle
 from edge.config import VehicleSettings
 from edge.gnss.sim import SimGnssSettings
@@ -140,6 +142,8 @@ async def run_demo(options: DemoOptions) -> None:
 
     master_secret = secrets.token_urlsafe(48)
     api_key = secrets.token_urlsafe(24)
+    password = secrets.token_urlsafe(12)  # of the demo user "demo" (ops), for bearer tokens
+    password_hash = await asyncio.to_thread(hash_password, password)
     broker = MosquittoBroker(data_dir=state / "mosquitto", persistence=True)
     await asyncio.to_thread(broker.start)
     try:
@@ -150,6 +154,8 @@ async def run_demo(options: DemoOptions) -> None:
             http_port=options.port,
             code_master_secret=master_secret,
             api_keys={hashlib.sha256(api_key.encode()).hexdigest(): Role.OPS},
+            users={"demo": UserSettings(role=Role.OPS, password_hash=password_hash)},
+            jwt_secret=secrets.token_urlsafe(48),
         )
         vans = [
             VehicleSettings(
@@ -192,6 +198,7 @@ async def run_demo(options: DemoOptions) -> None:
             if sys.stdin.isatty():
                 tg.create_task(_stdin_keypads(keypads), name="demo-stdin")
             _banner(api=api, api_key=api_key, broker=broker, lockers=sorted(keypads))
+            _sign_in_banner(api=api, password=password)
     finally:
         await asyncio.to_thread(broker.close)
 
@@ -215,6 +222,18 @@ Lastmile demo is running.
 Type '<locker-id> <code>' and Enter to use a locker's keypad ({", ".join(lockers)}).
 A simulated customer desk creates a parcel every ~20 s and collects it later.
 Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+
+
+def _sign_in_banner(*, api: str, password: str) -> None:
+    today = datetime.now(UTC).date()
+    print(
+        f"""Bearer tokens: user "demo" (ops), password {password}
+  Sign in             curl -d 'username=demo&password={password}' {api}/api/v1/auth/token
+  A van's trips       curl -H "Authorization: Bearer <access_token>" \\
+                           '{api}/api/v1/vehicles/van-1/trips?from={today}T00:00:00Z&to={today}T23:59:59Z'
 """,
         flush=True,
     )

@@ -26,3 +26,11 @@ class ConflictError(HubError):
 
 class PostgresError(HubError):
     """A throw-away PostgreSQL (tests, benchmarks) could not be found, initialised or started."""
+
+
+class TokenError(HubError):
+    """A bearer token was refused; ``reason`` says why, precisely enough to fix the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

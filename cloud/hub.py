@@ -22,7 +22,7 @@ from cloud.db import make_engine, make_session_factory, migrate
 from cloud.dispatch import OutboundDispatcher
 from cloud.errors import HubError
 from cloud.ingest import IngestWorker
-from cloud.retention import PositionPruner
+from cloud.retention import IngestedMessagePruner, PositionPruner
 from cloud.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,13 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
                         chunk=settings.prune_chunk,
                     )
                     tg.create_task(pruner.run(), name="hub-prune")
+                forget = IngestedMessagePruner(
+                    session_factory=session_factory,
+                    retention=timedelta(days=settings.ingested_retention_days),
+                    interval_s=settings.prune_interval_s,
+                    chunk=settings.prune_chunk,
+                )
+                tg.create_task(forget.run(), name="hub-prune-ingested")
         except* HubError as group:
             raise group.exceptions[0] from None  # callers catch HubError, not a group of one
     finally:

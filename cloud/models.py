@@ -55,7 +55,8 @@ class Vehicle(Base):
 class PositionRow(Base):
     __tablename__ = "positions"
     __table_args__ = (
-        Index("ix_positions_vehicle_t", "vehicle_id", "t"),
+        # Covering on PostgreSQL (0003): a day's track is read by an index-only scan.
+        Index("ix_positions_vehicle_t", "vehicle_id", "t", postgresql_include=["lat", "lon"]),
         # BRIN on PostgreSQL (tiny for years of rows in arrival order), a btree on SQLite.
         Index(
             "ix_positions_t",
@@ -98,6 +99,15 @@ class IngestedMessage(Base):
     """One row per message id ever stored: the primary key is what makes redeliveries harmless."""
 
     __tablename__ = "ingested_messages"
+    __table_args__ = (
+        # Retention deletes by age (cloud.retention); BRIN on PostgreSQL, as rows arrive in order.
+        Index(
+            "ix_ingested_messages_received_at",
+            "received_at",
+            postgresql_using="brin",
+            postgresql_with={"pages_per_range": 32},
+        ),
+    )
 
     message_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     device_id: Mapped[str] = mapped_column(DeviceIdCol)

@@ -7,11 +7,20 @@ import time: tests and the composition root build their own instance.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud.services.trips import TripRules
 from edge.settings import MqttSettings
 
 MIN_SECRET_CHARS = 32
@@ -27,6 +36,32 @@ class Role(StrEnum):
 
 
 KeyDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+UserName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")]
+
+
+class UserSettings(BaseModel):
+    """A person who signs in for bearer tokens (``POST /api/v1/auth/token``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role
+    password_hash: str = Field(
+        pattern=r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$",
+        description="from 'lastmile hub hash-password'; the password itself is never stored",
+    )
+
+
+def secret_problem(raw: str) -> str | None:
+    """Why ``raw`` is no good as a signing or derivation secret, or None if it is fine."""
+    if len(raw) < MIN_SECRET_CHARS:
+        return f"must be at least {MIN_SECRET_CHARS} characters"
+    lowered = raw.lower()
+    if any(word in lowered for word in _PLACEHOLDER_WORDS) or len(set(raw)) < 8:
+        return (
+            "looks like a placeholder; generate one with "
+            "'python -c \"import secrets; print(secrets.token_urlsafe(48))\"'"
+        )
+    return None
 
 
 class HubSettings(BaseSettings):
@@ -85,20 +120,38 @@ class HubSettings(BaseSettings):
     )
     grant_validity_h: int = Field(default=72, ge=1, le=24 * 365)
     code_digits: int = Field(default=8, ge=6, le=12)
+    environment: Literal["production", "development"] = Field(
+        default="production",
+        description="'development' accepts a placeholder jwt_secret; nothing else changes",
+    )
+    users: dict[UserName, UserSettings] = Field(
+        default_factory=dict, description="who may sign in for bearer tokens, with their roles"
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs bearer tokens (HS256); required when users are configured. Changing it "
+        "signs every user out.",
+    )
+    token_ttl_s: int = Field(
+        default=900, ge=60, le=24 * 3600, description="how long a bearer token is valid"
+    )
+    trips: TripRules = Field(default_factory=TripRules)
+    ingested_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Forget message ids (the idempotency table) after this many days. A message "
+        "redelivered later would be stored twice, so this must exceed every redelivery window: "
+        "the hub's broker session (mqtt.session_expiry_s, checked) and the longest a van may stay "
+        "offline holding a message whose PUBACK it never saw.",
+    )
 
     @field_validator("code_master_secret")
     @classmethod
     def _refuse_weak_secret(cls, value: SecretStr) -> SecretStr:
         """A placeholder secret would make every locker code guessable offline from a grant."""
-        raw = value.get_secret_value()
-        if len(raw) < MIN_SECRET_CHARS:
-            raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters")
-        lowered = raw.lower()
-        if any(word in lowered for word in _PLACEHOLDER_WORDS) or len(set(raw)) < 8:
-            raise ValueError(
-                "looks like a placeholder; generate one with "
-                "'python -c \"import secrets; print(secrets.token_urlsafe(48))\"'"
-            )
+        problem = secret_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("api_keys", mode="before")
@@ -107,3 +160,20 @@ class HubSettings(BaseSettings):
         if isinstance(value, dict):
             return {str(k).lower(): v for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _tokens_and_retention(self) -> Self:
+        """A token secret that is missing or guessable would let anyone mint an ops token; an
+        idempotency horizon inside the broker's redelivery window would store messages twice."""
+        if self.users and self.jwt_secret is None:
+            raise ValueError("users are configured but jwt_secret is not: tokens need a secret")
+        if self.jwt_secret is not None and self.environment != "development":
+            problem = secret_problem(self.jwt_secret.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"jwt_secret {problem} (only environment='development' allows)")
+        if self.ingested_retention_days * 86_400 <= self.mqtt.session_expiry_s:
+            raise ValueError(
+                f"ingested_retention_days ({self.ingested_retention_days}) must be longer than the "
+                f"hub's broker session (mqtt.session_expiry_s = {self.mqtt.session_expiry_s} s)"
+            )
+        return self

@@ -52,6 +52,12 @@ def _hub_ingest(args: argparse.Namespace) -> int:
     return ingest(args)
 
 
+def _hub_hash_password(args: argparse.Namespace) -> int:
+    from cloud.cli import hash_password
+
+    return hash_password(args)
+
+
 def _provision(args: argparse.Namespace) -> int:
     from cloud import provision_cli  # the broker host's side: a Pi never imports it
 
@@ -96,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "(default: <client_id>-ingest)",
             )
             worker.set_defaults(handler=_hub_ingest)
+            hasher = verbs.add_parser(
+                "hash-password",
+                help="print a password hash for 'users' in the hub's settings (reads the "
+                "password from the terminal, or one line of stdin)",
+            )
+            hasher.set_defaults(handler=_hub_hash_password)
 
     prov = sub.add_parser("provision", help="device accounts and bundles, on the broker host")
     actions = prov.add_subparsers(dest="verb", required=True)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -73,6 +74,16 @@ def test_the_demo_shows_moving_vans_and_lockers_and_stops_cleanly(tmp_path: Path
         assert all(lk["compartments"] == 12 for lk in lockers)  # type: ignore[index,union-attr]
         track = _get(f"{api}/vehicles/van-1/positions", key)["data"]
         assert len(track) >= 2  # type: ignore[arg-type]
+        # The demo user signs in for a bearer token, which reads the van's trips of today.
+        m = re.search(r'user "demo" \(ops\), password (\S+)', Path(out.name).read_text())
+        assert m is not None, Path(out.name).read_text()
+        form = urllib.parse.urlencode({"username": "demo", "password": m.group(1)}).encode()
+        with urllib.request.urlopen(f"{api}/auth/token", data=form, timeout=30) as resp:
+            token = json.loads(resp.read())["access_token"]
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        window = f"from={today}T00:00:00Z&to={today}T23:59:59Z"
+        trips = _get(f"{api}/vehicles/van-1/trips?{window}", token)
+        assert trips["count"] == len(trips["data"])  # type: ignore[arg-type]
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)

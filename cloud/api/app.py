@@ -11,7 +11,10 @@ from cloud.api.auth_keys import ApiKeys
 from cloud.api.context import HubContext
 from cloud.api.problems import install_problem_handlers
 from cloud.api.routes import lockers, parcels, vehicle_commands, vehicles
+from cloud.api.routes.auth_tokens import router as auth_router
+from cloud.api.routes.trips import router as trips_router
 from cloud.api.schemas import Health
+from cloud.api.tokens import token_authority
 from cloud.settings import HubSettings
 
 API_PREFIX = "/api/v1"
@@ -51,6 +54,7 @@ def create_app(
         session_factory=session_factory,
         api_keys=ApiKeys(settings.api_keys),
         dispatcher_wakeup=dispatcher_wakeup,
+        tokens=token_authority(settings),
     )
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
@@ -59,5 +63,7 @@ def create_app(
     api.include_router(vehicle_commands.router)
     api.include_router(lockers.router)
     api.include_router(parcels.router)
+    api.include_router(trips_router)
+    api.include_router(auth_router)
     app.include_router(api)
     return app

@@ -10,6 +10,10 @@ command vans   no      no           yes
 =============  ======  ===========  ====
 
 A missing or unknown key is 401 (with ``WWW-Authenticate``); a known key without the permission 403.
+
+``Authorization: Bearer`` carries either an API key or a JWT from ``POST /api/v1/auth/token``
+(:mod:`cloud.api.tokens`); a JWT is told apart by its shape, and a refused one is 401 with the reason
+(expired, bad signature, ...) and ``WWW-Authenticate: Bearer error="invalid_token"`` (RFC 6750).
 """
 
 from __future__ import annotations
@@ -20,9 +24,16 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import (
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+    OAuth2PasswordBearer,
+)
 
 from cloud.api.context import HubContext, get_context
+from cloud.api.tokens import looks_like_jwt
+from cloud.errors import TokenError
 from cloud.settings import Role
 
 
@@ -43,18 +54,26 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
 @dataclass(frozen=True, slots=True)
 class Principal:
     role: Role
+    user: str | None = None  # who signed in, for a bearer token; None for an API key
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key itself")
+# Documents the password flow in the OpenAPI (the explorer's "Authorize" can sign in); the token
+# itself is read through ``_bearer``.
+_oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
 async def current_principal(
     context: Annotated[HubContext, Depends(get_context)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header)],
+    _oauth2_token: Annotated[str | None, Depends(_oauth2)],
 ) -> Principal:
-    """The caller, from ``Authorization: Bearer`` or ``X-API-Key``. Raises 401 if unknown."""
+    """The caller, from ``Authorization: Bearer`` (API key or JWT) or ``X-API-Key``. Raises 401
+    if unknown."""
+    if bearer is not None and looks_like_jwt(bearer.credentials):
+        return _token_principal(context, bearer.credentials)
     key = bearer.credentials if bearer is not None else header_key
     role = context.api_keys.role_of(key) if key else None
     if role is None:
@@ -64,6 +83,24 @@ async def current_principal(
             headers={"WWW-Authenticate": "Bearer"},
         )
     return Principal(role=role)
+
+
+def _token_principal(context: HubContext, token: str) -> Principal:
+    if context.tokens is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="bearer tokens are not enabled on this hub (no users configured); use an API key",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    try:
+        user, role = context.tokens.role_of(token)
+    except TokenError as err:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=f"invalid bearer token: {err.reason}",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
+    return Principal(role=role, user=user)
 
 
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:

@@ -1,4 +1,5 @@
-"""Who may call what: every route against no key, a wrong key, and each role."""
+"""Who may call what: every route against no key, a wrong key, a bad token, and each role with an
+API key and with a bearer token."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from cloud.api.app import create_app
 from cloud.models import Locker, Vehicle
 from cloud.settings import Role
 from tests.cloud.helpers import KEYS, auth, hub_settings
+from tests.cloud.token_rigs import JWT_SECRET, PASSWORDS, expired_token, forged_token, users
 
 PARCEL = "{parcel_id}"  # replaced by a real parcel id at run time
 COMMAND = "{command_id}"  # replaced by a real command id at run time
+WINDOW = "from=2026-11-23T00:00:00Z&to=2026-11-24T00:00:00Z"
 
+# Routes anyone may call: where credentials come from, and liveness.
+PUBLIC = {("GET", "/api/v1/healthz"), ("POST", "/api/v1/auth/token")}
 # route -> roles allowed; anyone else with a valid key gets 403, without one 401.
 MATRIX: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/v1/vehicles"): {Role.VIEWER, Role.OPS},
@@ -28,6 +33,9 @@ MATRIX: dict[tuple[str, str], set[Role]] = {
     ("POST", "/api/v1/vehicles/van-1/commands"): {Role.OPS},
     ("GET", "/api/v1/vehicles/van-1/commands"): {Role.VIEWER, Role.OPS},
     ("GET", f"/api/v1/vehicles/van-1/commands/{COMMAND}"): {Role.VIEWER, Role.OPS},
+    ("GET", f"/api/v1/vehicles/van-1/trips?{WINDOW}"): {Role.VIEWER, Role.OPS},
+    ("GET", f"/api/v1/vehicles/van-1/stops?{WINDOW}"): {Role.VIEWER, Role.OPS},
+    ("GET", "/api/v1/vehicles/van-1/distance?from=2026-11-23"): {Role.VIEWER, Role.OPS},
 }
 BODIES: dict[str, dict[str, object]] = {
     "/api/v1/parcels": {"locker_id": "locker-1"},
@@ -45,7 +53,8 @@ def api(session_factory: sessionmaker[Session], database_url: str) -> httpx.Asyn
         session.add(Vehicle(id="van-1", online=True, version=""))
         session.add(Locker(id="locker-1", compartments=10, online=True, version=""))
     app = create_app(
-        settings=hub_settings(database_url=database_url), session_factory=session_factory
+        settings=hub_settings(database_url=database_url, users=users(), jwt_secret=JWT_SECRET),
+        session_factory=session_factory,
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub")
 
@@ -54,11 +63,20 @@ def test_every_route_answers_each_role_as_the_matrix_says(api: httpx.AsyncClient
     callers: dict[str, dict[str, str]] = {
         "no key": {},
         "wrong key": {"Authorization": "Bearer not-a-key"},
+        "bad token": {"Authorization": f"Bearer {forged_token(Role.OPS)}"},
+        "expired token": {"Authorization": f"Bearer {expired_token(Role.OPS)}"},
         **{role.value: auth(role) for role in Role},
     }
 
     async def story() -> dict[tuple[str, str, str], httpx.Response]:
         async with api:
+            for role in Role:
+                signed_in = await api.post(
+                    "/api/v1/auth/token",
+                    data={"username": f"{role.value}-user", "password": PASSWORDS[role]},
+                )
+                token = signed_in.json()["access_token"]
+                callers[f"token:{role.value}"] = {"Authorization": f"Bearer {token}"}
             made = await api.post(
                 "/api/v1/parcels", json={"locker_id": "locker-1"}, headers=auth(Role.OPS)
             )
@@ -91,7 +109,12 @@ def test_every_route_answers_each_role_as_the_matrix_says(api: httpx.AsyncClient
                 r.status_code,
                 r.text,
             )
-        elif Role(who) in allowed:
+        elif who in ("bad token", "expired token"):
+            expected = (401,)
+            assert r.headers.get("www-authenticate") == 'Bearer error="invalid_token"', r.text
+            reason = {"bad token": "signature does not match", "expired token": "has expired"}
+            assert reason[who] in r.json()["detail"], r.text
+        elif Role(who.removeprefix("token:")) in allowed:
             expected = (EXPECTED_OK[path],) if method == "POST" else (200,)
         else:
             expected = (403,)
@@ -146,8 +169,25 @@ def test_the_openapi_document_lists_every_route_with_its_security(api: httpx.Asy
         "/api/v1/parcels/{parcel_id}",
         "/api/v1/vehicles/{vehicle_id}/commands",
         "/api/v1/vehicles/{vehicle_id}/commands/{command_id}",
+        "/api/v1/vehicles/{vehicle_id}/trips",
+        "/api/v1/vehicles/{vehicle_id}/stops",
+        "/api/v1/vehicles/{vehicle_id}/distance",
+        "/api/v1/auth/token",
     }
+    walked = {(m.upper(), p) for p, ops in paths.items() for m in ops}
+    in_matrix = {(m, p.split("?")[0].replace("van-1", "{vehicle_id}")) for m, p in MATRIX}
+    in_matrix = {
+        (
+            m,
+            p.replace("locker-1", "{locker_id}")
+            .replace(PARCEL, "{parcel_id}")
+            .replace(COMMAND, "{command_id}"),
+        )
+        for m, p in in_matrix
+    }
+    assert walked == in_matrix | PUBLIC  # the matrix test walks every route there is
     assert "security" not in paths["/api/v1/healthz"]["get"]
+    assert "security" not in paths["/api/v1/auth/token"]["post"]
     assert paths["/api/v1/parcels"]["post"]["security"]
     assert (
         "application/problem+json"
