@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.api.auth_keys import ApiKeys
 from cloud.api.context import HubContext
 from cloud.api.problems import install_problem_handlers
-from cloud.api.routes import lockers, parcels, vehicles
+from cloud.api.routes import locker_commands, lockers, parcels, tracking, vehicles, webhooks
 from cloud.api.schemas import Health
 from cloud.settings import HubSettings
 
@@ -58,5 +58,8 @@ def create_app(
     api.include_router(vehicles.router)
     api.include_router(lockers.router)
     api.include_router(parcels.router)
+    api.include_router(locker_commands.router)
+    api.include_router(webhooks.router)
     app.include_router(api)
+    app.include_router(tracking.router)  # outside /api/v1: the token is the credential
     return app

@@ -14,3 +14,7 @@ class InvalidRequestError(HubError):
     def __init__(self, message: str, *, loc: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
         self.loc = loc  # where in the request, as in validation errors: ("body", "compartment")
+
+
+class GoneError(HubError):
+    """Something that existed has expired for good (e.g. a tracking link); the API says 410."""
