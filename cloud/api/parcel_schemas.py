@@ -9,9 +9,18 @@ No schema carries a code hash or a webhook payload's code. A code appears only i
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from protocol.messages import CompartmentSize, DeviceId
 
@@ -19,6 +28,12 @@ ParcelStatusName = Literal[
     "created", "at_depot", "out_for_delivery", "delivered", "deposited", "picked_up", "returned"
 ]
 CodeKind = Literal["courier", "pickup", "return"]
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+"""Free text from a client: no control characters (PostgreSQL refuses NUL, logs hate the rest)."""
+EventFilter = Annotated[
+    str, StringConstraints(pattern=r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?)$")
+]
+Secret = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]+$")]
 
 
 class _In(BaseModel):
@@ -32,10 +47,10 @@ class _Out(BaseModel):
 class ParcelCreate(_In):
     """A parcel for a locker (``locker_id``) or for a home address (``address``), not both."""
 
-    reference: str = Field(default="", max_length=100, description="the shipper's own reference")
+    reference: Text = Field(default="", max_length=100, description="the shipper's own reference")
     size: CompartmentSize = "M"
     locker_id: DeviceId | None = None
-    address: str | None = Field(default=None, min_length=1, max_length=300)
+    address: Text | None = Field(default=None, min_length=1, max_length=300)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     window_start: AwareDatetime | None = Field(default=None, description="promised window, from")
@@ -89,11 +104,11 @@ class ParcelCreatedPublic(ParcelPublic):
 class TransitionCreate(_In):
     to: Literal["at_depot", "out_for_delivery"]
     vehicle_id: DeviceId | None = Field(default=None, description="the van taking it out")
-    reason: str = Field(default="", max_length=200)
+    reason: Text = Field(default="", max_length=200)
 
 
 class AttemptCreate(_In):
-    reason: str = Field(min_length=1, max_length=200, description="why delivery failed")
+    reason: Text = Field(min_length=1, max_length=200, description="why delivery failed")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
 
@@ -104,7 +119,7 @@ class DeliveryCreate(_In):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     vehicle_id: DeviceId | None = None
-    note: str = Field(default="", max_length=200)
+    note: Text = Field(default="", max_length=200)
 
 
 class ParcelEventPublic(_Out):
@@ -217,12 +232,20 @@ class CommandsPublic(BaseModel):
 
 class WebhookCreate(_In):
     url: AnyHttpUrl
-    events: list[str] = Field(
+
+    @field_validator("url")
+    @classmethod
+    def _short_url(cls, value: AnyHttpUrl) -> AnyHttpUrl:
+        if len(str(value)) > 2000:
+            raise ValueError("a webhook URL is at most 2000 characters")
+        return value
+    events: list[EventFilter] = Field(
         default_factory=lambda: ["parcel.*"],
         min_length=1,
+        max_length=50,
         description="event types, 'parcel.*' for a family or '*' for all",
     )
-    secret: str | None = Field(
+    secret: Secret | None = Field(
         default=None, min_length=16, max_length=200, description="omit to have one generated"
     )
 

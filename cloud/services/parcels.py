@@ -30,7 +30,7 @@ from cloud.models import (
 from cloud.services import codes
 from cloud.services.codes import CodeSecrets, GrantState, IssuedCode
 from cloud.services.errors import InvalidRequestError
-from cloud.services.lifecycle import check, move, record
+from cloud.services.lifecycle import IllegalTransitionError, check, move, record
 from cloud.services.tracking import new_token
 from protocol.messages import GrantKind
 
@@ -256,7 +256,12 @@ def fail_attempt(
 ) -> Parcel:
     """A delivery attempt failed: back to the depot, counted, its courier code withdrawn."""
     parcel = get_parcel(session, parcel_id)
-    check(parcel, ParcelStatus.AT_DEPOT)
+    if parcel.status != ParcelStatus.OUT_FOR_DELIVERY:
+        raise IllegalTransitionError(
+            parcel_id=parcel.id,
+            current=parcel.status,
+            wanted=f"{ParcelStatus.AT_DEPOT} (a failed attempt needs it out_for_delivery)",
+        )
     at = now()
     for g in codes.active_grants(session, parcel):
         codes.end(

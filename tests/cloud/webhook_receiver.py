@@ -57,7 +57,7 @@ def receiving(secret: str) -> Iterator[Receiver]:
     receiver = Receiver(secret=secret)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             try:
                 ok = receiver.check(self.headers.get("Lastmile-Signature", ""), body)
@@ -75,7 +75,7 @@ def receiving(secret: str) -> Iterator[Receiver]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

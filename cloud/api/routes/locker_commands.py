@@ -53,7 +53,7 @@ def read_commands(
     session: SessionDep,
     caller: FleetReader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CommandsPublic:
     rows, total = service.list_commands(session, locker_id=locker_id, limit=limit, offset=offset)
     return CommandsPublic(data=[CommandPublic.model_validate(r) for r in rows], count=total)

@@ -45,6 +45,7 @@ from cloud.services import parcels as service
 from cloud.services.codes import active_grants
 from cloud.services.errors import InvalidRequestError
 from cloud.services.policy import code_secrets, flow_policy
+from protocol.messages import DeviceId
 
 router = APIRouter(prefix="/parcels", tags=["parcels"], responses=problem_responses(401, 403, 422))
 ParcelId = uuid.UUID
@@ -82,11 +83,11 @@ def read_parcels(
     session: SessionDep,
     caller: ParcelReader,
     status_: Annotated[ParcelStatusName | None, Query(alias="status")] = None,
-    locker_id: str | None = None,
+    locker_id: DeviceId | None = None,
     since: Annotated[AwareDatetime | None, Query(description="created at or after")] = None,
     until: Annotated[AwareDatetime | None, Query(description="created before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> ParcelsPublic:
     """Parcels, newest first, one page at a time (``limit``/``offset``; ``count`` is the total)."""
     if since is not None and until is not None and since > until:

@@ -66,7 +66,7 @@ def read_deliveries(
     session: SessionDep,
     caller: WebhookManager,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> DeliveriesPublic:
     """The delivery log, oldest first: each delivery with its attempts, status codes and errors."""
     logs, total = service.deliveries(session, webhook_id, limit=limit, offset=offset)
