@@ -239,6 +239,7 @@ class WebhookCreate(_In):
         if len(str(value)) > 2000:
             raise ValueError("a webhook URL is at most 2000 characters")
         return value
+
     events: list[EventFilter] = Field(
         default_factory=lambda: ["parcel.*"],
         min_length=1,
