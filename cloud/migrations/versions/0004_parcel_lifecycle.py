@@ -33,27 +33,11 @@ def _id() -> sa.Column[int]:
 def upgrade() -> None:
     # A locker's answer to a remote command arrives as an event naming the command.
     op.add_column("locker_events", sa.Column("command_id", sa.Uuid(), nullable=True))
-    op.create_table(
-        "parcel_grants",
-        sa.Column("grant_id", sa.Uuid(), primary_key=True),
-        sa.Column("parcel_id", sa.Uuid(), sa.ForeignKey("parcels.id"), nullable=False),
-        sa.Column("kind", sa.String(length=10), nullable=False),
-        sa.Column("locker_id", DEVICE_ID, sa.ForeignKey("lockers.id"), nullable=False),
-        sa.Column("compartment", sa.Integer(), nullable=False),
-        sa.Column("code_hash", sa.String(length=64), nullable=False),
-        sa.Column("issued_at", TS, nullable=False),
-        sa.Column("valid_until", TS, nullable=False),
-        sa.Column("state", sa.String(length=10), nullable=False),
-        sa.Column("ended_at", TS, nullable=True),
-    )
-    op.create_index("ix_parcel_grants_parcel", "parcel_grants", ["parcel_id"])
-    op.create_index("ix_parcel_grants_state_until", "parcel_grants", ["state", "valid_until"])
+    # Recreating ``parcels`` (SQLite's batch mode) must happen before any table references it,
+    # so the old codes wait in a plain scratch table meanwhile.
     op.execute(
-        "INSERT INTO parcel_grants (grant_id, parcel_id, kind, locker_id, compartment, code_hash,"
-        " issued_at, valid_until, state, ended_at)"
-        " SELECT grant_id, id, 'pickup', locker_id, compartment, code_hash, created_at,"
-        " valid_until, CASE WHEN status = 'awaiting_pickup' THEN 'active' ELSE 'used' END,"
-        " picked_up_at FROM parcels"
+        "CREATE TABLE scratch_0004_codes AS SELECT grant_id, id AS parcel_id, locker_id,"
+        " compartment, code_hash, created_at, valid_until, status, picked_up_at FROM parcels"
     )
     op.drop_index("uq_parcels_awaiting_compartment", table_name="parcels")
     with op.batch_alter_table("parcels") as batch:
@@ -92,6 +76,29 @@ def upgrade() -> None:
         sqlite_where=HOLDS,
         postgresql_where=HOLDS,
     )
+    op.create_table(
+        "parcel_grants",
+        sa.Column("grant_id", sa.Uuid(), primary_key=True),
+        sa.Column("parcel_id", sa.Uuid(), sa.ForeignKey("parcels.id"), nullable=False),
+        sa.Column("kind", sa.String(length=10), nullable=False),
+        sa.Column("locker_id", DEVICE_ID, sa.ForeignKey("lockers.id"), nullable=False),
+        sa.Column("compartment", sa.Integer(), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("issued_at", TS, nullable=False),
+        sa.Column("valid_until", TS, nullable=False),
+        sa.Column("state", sa.String(length=10), nullable=False),
+        sa.Column("ended_at", TS, nullable=True),
+    )
+    op.create_index("ix_parcel_grants_parcel", "parcel_grants", ["parcel_id"])
+    op.create_index("ix_parcel_grants_state_until", "parcel_grants", ["state", "valid_until"])
+    op.execute(
+        "INSERT INTO parcel_grants (grant_id, parcel_id, kind, locker_id, compartment, code_hash,"
+        " issued_at, valid_until, state, ended_at)"
+        " SELECT grant_id, parcel_id, 'pickup', locker_id, compartment, code_hash, created_at,"
+        " valid_until, CASE WHEN status = 'awaiting_pickup' THEN 'active' ELSE 'used' END,"
+        " picked_up_at FROM scratch_0004_codes"
+    )
+    op.drop_table("scratch_0004_codes")
     op.create_table(
         "parcel_events",
         _id(),
@@ -216,6 +223,11 @@ def downgrade() -> None:
     op.execute("DELETE FROM parcel_grants WHERE kind <> 'pickup'")
     op.execute("DELETE FROM parcels WHERE id NOT IN (SELECT parcel_id FROM parcel_grants)")
     op.execute("UPDATE parcels SET status = 'awaiting_pickup' WHERE status <> 'picked_up'")
+    op.execute(
+        "CREATE TABLE scratch_0004_codes AS SELECT parcel_id, grant_id, code_hash, valid_until,"
+        " issued_at FROM parcel_grants"
+    )
+    op.drop_table("parcel_grants")
     with op.batch_alter_table("parcels") as batch:
         for column in (
             "reference",
@@ -234,15 +246,17 @@ def downgrade() -> None:
         batch.add_column(sa.Column("code_hash", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("grant_id", sa.Uuid(), nullable=True))
         batch.add_column(sa.Column("valid_until", TS, nullable=True))
-    op.execute(
-        "UPDATE parcels SET code_hash = (SELECT g.code_hash FROM parcel_grants g"
-        " WHERE g.parcel_id = parcels.id ORDER BY g.issued_at DESC LIMIT 1),"
-        " grant_id = (SELECT g.grant_id FROM parcel_grants g"
-        " WHERE g.parcel_id = parcels.id ORDER BY g.issued_at DESC LIMIT 1),"
-        " valid_until = (SELECT g.valid_until FROM parcel_grants g"
-        " WHERE g.parcel_id = parcels.id ORDER BY g.issued_at DESC LIMIT 1)"
+    latest = (
+        "(SELECT g.{col} FROM scratch_0004_codes g WHERE g.parcel_id = parcels.id"
+        " ORDER BY g.issued_at DESC LIMIT 1)"
     )
-    op.drop_table("parcel_grants")
+    op.execute(
+        "UPDATE parcels SET "
+        + ", ".join(
+            f"{c} = {latest.format(col=c)}" for c in ("code_hash", "grant_id", "valid_until")
+        )
+    )
+    op.drop_table("scratch_0004_codes")
     with op.batch_alter_table("parcels") as batch:
         batch.alter_column("code_hash", existing_type=sa.String(length=64), nullable=False)
         batch.alter_column("grant_id", existing_type=sa.Uuid(), nullable=False)
