@@ -251,7 +251,7 @@ def downgrade() -> None:
         " ORDER BY g.issued_at DESC LIMIT 1)"
     )
     op.execute(
-        "UPDATE parcels SET "
+        "UPDATE parcels SET "  # noqa: S608 - fixed column names, no input
         + ", ".join(
             f"{c} = {latest.format(col=c)}" for c in ("code_hash", "grant_id", "valid_until")
         )
