@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cloud.errors import ConflictError
 from cloud.models import Parcel, ParcelEvent, ParcelStatus
+from cloud.services.errors import IllegalTransitionError
 from cloud.services.webhooks import enqueue_event
 
 S = ParcelStatus
@@ -38,15 +38,6 @@ TRANSITIONS: Mapping[ParcelStatus, frozenset[ParcelStatus]] = {
 """Legal successors of each status. ``out_for_delivery -> at_depot`` is a failed attempt."""
 
 FINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
-
-
-class IllegalTransitionError(ConflictError):
-    """A status change the lifecycle does not allow; carries both states."""
-
-    def __init__(self, *, parcel_id: object, current: str, wanted: str) -> None:
-        super().__init__(f"parcel {parcel_id} cannot go from {current} to {wanted}")
-        self.current = current
-        self.wanted = wanted
 
 
 def check(parcel: Parcel, to: ParcelStatus) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.models import (
@@ -91,7 +92,14 @@ def apply_events(
     result = FlowResult()
     for ev in events:
         session.add(LockerEventApplied(event_id=ev.id, applied_at=now))
-        handled = _apply(session, ev, policy=policy, result=result)
+        try:
+            # One savepoint per event: an event the data refuses (say, a deposit into a
+            # compartment another parcel holds) is counted and skipped, never a poison batch.
+            with session.begin_nested():
+                handled = _apply(session, ev, policy=policy, result=result)
+        except IntegrityError as err:
+            log.warning("locker event %s (%s) refused by the database: %s", ev.id, ev.kind, err)
+            handled = False
         result.applied += 1
         if not handled:
             result.unmatched += 1

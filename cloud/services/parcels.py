@@ -29,8 +29,8 @@ from cloud.models import (
 )
 from cloud.services import codes
 from cloud.services.codes import CodeSecrets, GrantState, IssuedCode
-from cloud.services.errors import InvalidRequestError
-from cloud.services.lifecycle import IllegalTransitionError, check, move, record
+from cloud.services.errors import IllegalTransitionError, InvalidRequestError
+from cloud.services.lifecycle import check, move, record
 from cloud.services.tracking import new_token
 from protocol.messages import GrantKind
 

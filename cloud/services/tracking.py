@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from cloud.errors import NotFoundError
 from cloud.models import Parcel, ParcelStatus, PositionRow, TrackingToken
-from cloud.services.errors import GoneError
+from cloud.services.errors import TrackingExpiredError
 
 TOKEN_BYTES = 32
 EARTH_RADIUS_KM = 6371.0088
@@ -30,13 +30,6 @@ ETA_METHOD = (
     "straight-line distance from the van's latest position at a typical speed; "
     "the route planner will refine this estimate"
 )
-
-
-class TrackingExpiredError(GoneError):
-    """The link existed but has expired (410)."""
-
-    def __init__(self) -> None:
-        super().__init__("this tracking link has expired")
 
 
 def _digest(token: str) -> str:
