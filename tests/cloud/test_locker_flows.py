@@ -7,6 +7,7 @@ database never holds one (checked on every backend with a dump of every table)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,24 @@ def factory() -> Iterator[MockLockerFactory]:
     yield f
     f.reset()
     f.close()
+
+
+def _rig(
+    mqtt: MqttSettings,
+    session_factory: sessionmaker[Session],
+    database_url: str,
+    tmp_path: Path,
+    factory: MockLockerFactory,
+    **extra: Any,
+) -> contextlib.AbstractAsyncContextManager[Rig]:
+    return hub_and_locker(
+        mqtt=mqtt,
+        session_factory=session_factory,
+        database_url=database_url,
+        state_dir=tmp_path / "locker",
+        factory=factory,
+        **extra,
+    )
 
 
 async def _to_locker(rig: Rig, reference: str) -> tuple[str, dict[str, Any]]:
@@ -70,13 +89,7 @@ def test_courier_deposits_customer_picks_up_with_proof_and_signed_webhooks(
     codes_seen: list[str] = []
 
     async def story() -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-        async with hub_and_locker(
-            mqtt=mqtt_settings,
-            session_factory=session_factory,
-            database_url=database_url,
-            state_dir=tmp_path / "locker",
-            factory=factory,
-        ) as rig:
+        async with _rig(mqtt_settings, session_factory, database_url, tmp_path, factory) as rig:
             rig.receiver.fail_next = 2  # the first two deliveries get a 500: retried with backoff
             pid, courier = await _to_locker(rig, "R-1")
             codes_seen.append(courier["code"])
@@ -164,13 +177,7 @@ def test_resend_revokes_the_old_code_on_the_locker_and_an_expired_parcel_is_retu
     factory: MockLockerFactory,
 ) -> None:
     async def story() -> tuple[list[str], dict[str, Any], list[dict[str, Any]]]:
-        async with hub_and_locker(
-            mqtt=mqtt_settings,
-            session_factory=session_factory,
-            database_url=database_url,
-            state_dir=tmp_path / "locker",
-            factory=factory,
-        ) as rig:
+        async with _rig(mqtt_settings, session_factory, database_url, tmp_path, factory) as rig:
             pid, courier = await _to_locker(rig, "R-2")
             await rig.wait_grant(1)
             rig.keypad.press(courier["code"] + "#")
@@ -231,12 +238,12 @@ def test_a_door_that_never_opens_gets_the_courier_a_new_code_for_another_compart
     factory: MockLockerFactory,
 ) -> None:
     async def story() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        async with hub_and_locker(
-            mqtt=mqtt_settings,
-            session_factory=session_factory,
-            database_url=database_url,
-            state_dir=tmp_path / "locker",
-            factory=factory,
+        async with _rig(
+            mqtt_settings,
+            session_factory,
+            database_url,
+            tmp_path,
+            factory,
             locker_extra={"unlock_pulse_s": 0.3},
         ) as rig:
             pid, courier = await _to_locker(rig, "R-3")
@@ -264,13 +271,7 @@ def test_remote_open_is_signed_sent_through_the_outbox_and_its_ack_is_visible(
     factory: MockLockerFactory,
 ) -> None:
     async def story() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        async with hub_and_locker(
-            mqtt=mqtt_settings,
-            session_factory=session_factory,
-            database_url=database_url,
-            state_dir=tmp_path / "locker",
-            factory=factory,
-        ) as rig:
+        async with _rig(mqtt_settings, session_factory, database_url, tmp_path, factory) as rig:
             sent = await rig.call(
                 "POST", f"/api/v1/lockers/{LOCKER}/compartments/3/open", status=202
             )
