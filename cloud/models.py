@@ -125,6 +125,7 @@ class Locker(Base):
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     last_seen: Mapped[datetime | None]
     version: Mapped[str] = mapped_column(String(64), default="")
+    sizes: Mapped[list[str] | None] = mapped_column(JSON)  # as the locker reports them
 
 
 class LockerEventRow(Base):

@@ -233,6 +233,7 @@ class LockerAgent:
                 uptime_s=time.monotonic() - self._started,
                 outbox_depth=len(self._outbox),
                 compartments=self._settings.compartments,
+                sizes=tuple(self._settings.sizes),
             )
         )
 

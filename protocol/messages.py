@@ -77,6 +77,9 @@ class VehicleEvent(Message):
     evidence: Evidence = Field(default_factory=dict)
 
 
+CompartmentSize = Literal["S", "M", "L"]
+
+
 class DeviceStatus(Message):
     """Retained presence of a device. The broker publishes the offline variant as the last will."""
 
@@ -89,6 +92,9 @@ class DeviceStatus(Message):
     outbox_depth: int = Field(default=0, ge=0)
     compartments: int | None = Field(default=None, ge=1, le=512)
     health: dict[str, str] = Field(default_factory=dict)
+    sizes: tuple[CompartmentSize, ...] | None = Field(
+        default=None, max_length=512, description="locker: each compartment's size, in order"
+    )
 
 
 LockerEventKind = Literal[
@@ -111,7 +117,6 @@ LockerEventKind = Literal[
     "command_executed",
     "command_refused",
 ]
-CompartmentSize = Literal["S", "M", "L"]
 
 
 class LockerEvent(Message):

@@ -309,6 +309,8 @@ def store_batch(
             device.version = m.version[:64]
             if isinstance(device, Locker) and m.compartments is not None:
                 device.compartments = m.compartments
+            if isinstance(device, Locker) and m.sizes is not None:
+                device.sizes = list(m.sizes)
     session.flush()  # device rows first: positions and events reference them
 
     insert_positions(

@@ -19,6 +19,7 @@ for the courier.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloud.errors import ConflictError
 from cloud.models import (
     Locker,
     LockerCommand,
@@ -42,7 +44,7 @@ from cloud.services import codes
 from cloud.services.codes import CodeSecrets, GrantState
 from cloud.services.commands import CommandStatus
 from cloud.services.lifecycle import move, record
-from cloud.services.parcels import occupied_compartments
+from cloud.services.parcels import choose_compartment
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +287,10 @@ def _jammed(
         assert locker is not None  # FK
         parcel.compartment = None
         session.flush()
-        taken = occupied_compartments(session, locker.id) | {number}
-        free = [n for n in range(1, locker.compartments + 1) if n not in taken]
-        number = free[0] if free else number  # none free: the same one again
+        with contextlib.suppress(ConflictError):  # no other that fits: the same one again
+            number = choose_compartment(
+                session, locker, None, size=parcel.size, exclude=frozenset({number})
+            )
         parcel.compartment = number
         validity = max(validity, policy.courier_validity)
     elif parcel.status != ParcelStatus.DEPOSITED:

@@ -330,8 +330,21 @@ def deliver(
 # -- codes ----------------------------------------------------------------------------------------
 
 
-def choose_compartment(session: Session, locker: Locker, wanted: int | None) -> int:
-    occupied = occupied_compartments(session, locker.id)
+SIZE_ORDER = {"S": 0, "M": 1, "L": 2}
+
+
+def choose_compartment(
+    session: Session,
+    locker: Locker,
+    wanted: int | None,
+    *,
+    size: str = "M",
+    exclude: frozenset[int] = frozenset(),
+) -> int:
+    """``wanted`` if free, else the free compartment that fits ``size`` most snugly (the smallest
+    size at least as big, then the lowest number), once the locker has reported its sizes; without
+    sizes, the lowest free number. ``exclude`` (a jammed door) is never chosen."""
+    occupied = occupied_compartments(session, locker.id) | exclude
     if wanted is not None:
         if not 1 <= wanted <= locker.compartments:
             raise InvalidRequestError(
@@ -341,10 +354,18 @@ def choose_compartment(session: Session, locker: Locker, wanted: int | None) -> 
         if wanted in occupied:
             raise ConflictError(f"compartment {wanted} of locker {locker.id} is occupied")
         return wanted
-    for number in range(1, locker.compartments + 1):
-        if number not in occupied:
-            return number
-    raise ConflictError(f"locker {locker.id} has no free compartment")
+    free = [n for n in range(1, locker.compartments + 1) if n not in occupied]
+    sizes = locker.sizes if locker.sizes and len(locker.sizes) == locker.compartments else None
+    if sizes is not None:
+        need = SIZE_ORDER.get(size, 1)
+        fitting = [(SIZE_ORDER.get(sizes[n - 1], 1), n) for n in free]
+        fitting = [f for f in fitting if f[0] >= need]
+        if not fitting:
+            raise ConflictError(f"locker {locker.id} has no free compartment of size {size} or up")
+        return min(fitting)[1]
+    if not free:
+        raise ConflictError(f"locker {locker.id} has no free compartment")
+    return free[0]
 
 
 CODE_STATUS: dict[GrantKind, ParcelStatus] = {
@@ -392,7 +413,7 @@ def issue_code(
             assert locker is not None  # FK
             parcel.compartment = None
             session.flush()
-            number = choose_compartment(session, locker, compartment)
+            number = choose_compartment(session, locker, compartment, size=parcel.size)
         parcel.compartment = number
     else:
         assert parcel.compartment is not None  # deposited

@@ -93,26 +93,27 @@ def test_courier_deposits_customer_picks_up_with_proof_and_signed_webhooks(
             rig.receiver.fail_next = 2  # the first two deliveries get a 500: retried with backoff
             pid, courier = await _to_locker(rig, "R-1")
             codes_seen.append(courier["code"])
+            # an M parcel: compartment 1 is S, 2 is the smallest that fits (sizes S, M, M, L)
             assert (courier["kind"], courier["compartment"], courier["state"]) == (
                 "courier",
-                1,
+                2,
                 "active",
             )
             await rig.wait_grant(1)
             rig.keypad.press(courier["code"] + "#")
-            await rig.visit(1)
+            await rig.visit(2)
             await rig.wait_status(pid, "deposited")
 
             pickup = await rig.code_from_webhook("parcel.pickup_code_issued")
             codes_seen.append(pickup["code"])
             assert (pickup["kind"], pickup["compartment"], pickup["locker_id"]) == (
                 "pickup",
-                1,
+                2,
                 LOCKER,
             )
             await rig.wait_grant(2)
             rig.keypad.press(pickup["code"] + "#")
-            await rig.visit(1)
+            await rig.visit(2)
             await rig.wait_status(pid, "picked_up")
 
             history = (await rig.call("GET", f"/api/v1/parcels/{pid}/events", role=Role.VIEWER))[
@@ -145,14 +146,14 @@ def test_courier_deposits_customer_picks_up_with_proof_and_signed_webhooks(
     deposited = history[4]
     assert (deposited["from_status"], deposited["to_status"]) == ("out_for_delivery", "deposited")
     assert deposited["source"] == f"locker:{LOCKER}"
-    assert deposited["detail"]["compartment"] == 1
+    assert deposited["detail"]["compartment"] == 2
 
     assert proofs["count"] == 1
     proof = proofs["data"][0]
     assert (proof["kind"], proof["locker_id"], proof["compartment"]) == (
         "locker_pickup",
         LOCKER,
-        1,
+        2,
     )
     assert proof["locker_event_id"] is not None
 
@@ -181,7 +182,7 @@ def test_resend_revokes_the_old_code_on_the_locker_and_an_expired_parcel_is_retu
             pid, courier = await _to_locker(rig, "R-2")
             await rig.wait_grant(1)
             rig.keypad.press(courier["code"] + "#")
-            await rig.visit(1)
+            await rig.visit(courier["compartment"])
             await rig.wait_status(pid, "deposited")
             first = await rig.code_from_webhook("parcel.pickup_code_issued")
 
@@ -210,7 +211,7 @@ def test_resend_revokes_the_old_code_on_the_locker_and_an_expired_parcel_is_retu
             ret = await rig.code_from_webhook("parcel.return_code_issued")
             await rig.wait_grant(4)
             rig.keypad.press(ret["code"] + "#")
-            await rig.visit(1)
+            await rig.visit(courier["compartment"])
             await rig.wait_status(pid, "returned")
             grants = await rig.call("GET", f"/api/v1/parcels/{pid}/codes", role=Role.VIEWER)
             history = (await rig.call("GET", f"/api/v1/parcels/{pid}/events"))["data"]
@@ -257,10 +258,10 @@ def test_a_door_that_never_opens_gets_the_courier_a_new_code_for_another_compart
             return courier, reissued, await rig.parcel(pid)
 
     courier, reissued, parcel = asyncio.run(story())
-    assert courier["compartment"] == 1
-    assert reissued["compartment"] == 2
+    assert courier["compartment"] == 2  # the first M compartment
+    assert reissued["compartment"] == 3  # the next M: never the jammed one, never the S
     assert reissued["code"] != courier["code"]
-    assert parcel["compartment"] == 2
+    assert parcel["compartment"] == 3
 
 
 def test_remote_open_is_signed_sent_through_the_outbox_and_its_ack_is_visible(

@@ -310,3 +310,29 @@ def test_an_unknown_parcel_is_404(
     for r in asyncio.run(story()):
         assert r.status_code == 404
         assert r.json()["title"] == "Not Found"
+
+
+def test_the_hub_reserves_the_snuggest_free_compartment_once_the_locker_reported_sizes(
+    session_factory: sessionmaker[Session], database_url: str
+) -> None:
+    with session_factory() as session, session.begin():
+        session.add(
+            Locker(id="locker-1", compartments=3, online=True, version="", sizes=["S", "L", "M"])
+        )
+
+    async def story() -> list[httpx.Response]:
+        async with _api(session_factory, database_url) as api:
+            out = []
+            for size in ("M", "S", "M", "L"):
+                pid = (
+                    await _call(api, "POST", "/parcels", {"locker_id": "locker-1", "size": size})
+                ).json()["id"]
+                for to in ("at_depot", "out_for_delivery"):
+                    await _call(api, "POST", f"/parcels/{pid}/transitions", {"to": to})
+                out.append(await _call(api, "POST", f"/parcels/{pid}/codes", {"kind": "courier"}))
+            return out
+
+    m, s, m_bigger, l_none = asyncio.run(story())
+    assert [r.json()["compartment"] for r in (m, s, m_bigger)] == [3, 1, 2]  # M fits L when no M
+    assert l_none.status_code == 409
+    assert "no free compartment of size L or up" in l_none.json()["detail"]

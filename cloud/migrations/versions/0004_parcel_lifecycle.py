@@ -33,6 +33,8 @@ def _id() -> sa.Column[int]:
 def upgrade() -> None:
     # A locker's answer to a remote command arrives as an event naming the command.
     op.add_column("locker_events", sa.Column("command_id", sa.Uuid(), nullable=True))
+    # Compartment sizes as the locker reports them, so the hub reserves one that fits.
+    op.add_column("lockers", sa.Column("sizes", sa.JSON(), nullable=True))
     # Recreating ``parcels`` (SQLite's batch mode) must happen before any table references it,
     # so the old codes wait in a plain scratch table meanwhile.
     op.execute(
@@ -218,6 +220,8 @@ def downgrade() -> None:
         op.drop_table(table)
     with op.batch_alter_table("locker_events") as batch:
         batch.drop_column("command_id")
+    with op.batch_alter_table("lockers") as batch:
+        batch.drop_column("sizes")
     op.drop_index("uq_parcels_compartment_held", table_name="parcels")
     op.drop_index("ix_parcels_created_at", table_name="parcels")
     op.execute("DELETE FROM parcel_grants WHERE kind <> 'pickup'")
