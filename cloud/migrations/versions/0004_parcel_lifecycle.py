@@ -220,8 +220,8 @@ def downgrade() -> None:
         op.drop_table(table)
     with op.batch_alter_table("locker_events") as batch:
         batch.drop_column("command_id")
-    with op.batch_alter_table("lockers") as batch:
-        batch.drop_column("sizes")
+    # Not batch mode: rebuilding ``lockers`` on SQLite would break the tables referencing it.
+    op.execute("ALTER TABLE lockers DROP COLUMN sizes")
     op.drop_index("uq_parcels_compartment_held", table_name="parcels")
     op.drop_index("ix_parcels_created_at", table_name="parcels")
     op.execute("DELETE FROM parcel_grants WHERE kind <> 'pickup'")
