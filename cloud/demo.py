@@ -3,7 +3,7 @@
 A real Mosquitto on a free loopback port, the hub (ingest + API) on ``--port``, simulated vans driving
 street grids, and simulated lockers (mock GPIO pins, simulated people opening the doors). A simulated
 customer desk creates parcels through the real API and later types their codes on the lockers'
-keypads, so the demo shows the whole loop without anyone typing. A person can type too:
+keypads, so the demo shows the whole loop without anyone typing (see :mod:`cloud.demo_desk`). A person can type too:
 ``<locker-id> <code>`` and Enter.
 
 Everything runs in this one process (plus the broker), so Ctrl-C stops it all in order.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import random
 import secrets
@@ -22,13 +21,13 @@ import shutil
 import socket
 import sys
 import threading
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cloud.api.passwords import hash_password
 from cloud.broker import MosquittoBroker
+from cloud.demo_desk import run_desk
 from cloud.errors import HubError
 from cloud.hub import run_hub
 from cloud.settings import HubSettings, Role, UserSettings
@@ -40,7 +39,7 @@ from locker.app import run_locker
 from locker.errors import KeypadError
 from locker.keypad import SimKeypad
 from locker.settings import LockerSettings
-from protocol.codes import derive_locker_key
+from protocol.codes import derive_courier_key, derive_locker_key
 from protocol.commands import derive_command_key
 from protocol.topics import DeviceKind
 
@@ -67,45 +66,6 @@ def _check_port_free(port: int) -> None:
             raise HubError(
                 f"port {port} is already in use; pick another with 'lastmile demo --port N'"
             ) from None
-
-
-async def _customer_desk(
-    *, api: str, api_key: str, keypads: dict[str, SimKeypad], rng: random.Random
-) -> None:
-    """Creates a parcel every ~20 s through the API and types its code at the locker a bit later."""
-
-    def create(locker_id: str) -> dict[str, object]:
-        req = urllib.request.Request(  # noqa: S310 - our own loopback API, http only
-            f"{api}/api/v1/parcels",
-            data=json.dumps({"locker_id": locker_id}).encode(),
-            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our loopback API
-            return dict(json.loads(resp.read()))
-
-    async def pick_up_later(locker_id: str, code: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        keypads[locker_id].press(code + "#")
-
-    async with asyncio.TaskGroup() as tg:
-        await asyncio.sleep(8)
-        while True:
-            locker_id = rng.choice(sorted(keypads))
-            try:
-                parcel = await asyncio.to_thread(create, locker_id)
-            except OSError as err:  # 409 when the locker is full, or the hub is busy: try later
-                log.info("demo customer desk: no parcel for %s now (%s)", locker_id, err)
-            else:
-                log.info(
-                    "demo: parcel %s in %s compartment %s, code %s",
-                    parcel["id"],
-                    locker_id,
-                    parcel["compartment"],
-                    parcel["code"],
-                )
-                tg.create_task(pick_up_later(locker_id, str(parcel["code"]), rng.uniform(10, 40)))
-            await asyncio.sleep(rng.uniform(15, 25))
 
 
 async def _stdin_keypads(keypads: dict[str, SimKeypad]) -> None:
@@ -176,6 +136,8 @@ async def run_demo(options: DemoOptions) -> None:
                 state_dir=state / "lockers",
                 compartments=options.compartments,
                 code_key=derive_locker_key(master_secret.encode(), f"locker-{i}").hex(),
+                courier_key=derive_courier_key(master_secret.encode(), f"locker-{i}").hex(),
+                command_key=derive_command_key(master_secret.encode(), f"locker-{i}").hex(),
                 simulate_people=True,
             )
             for i in range(1, options.lockers + 1)
@@ -192,8 +154,8 @@ async def run_demo(options: DemoOptions) -> None:
             api = f"http://127.0.0.1:{options.port}"
             if options.customers:
                 tg.create_task(
-                    _customer_desk(api=api, api_key=api_key, keypads=keypads, rng=random.Random(7)),
-                    name="demo-customers",
+                    run_desk(api=api, api_key=api_key, keypads=keypads, rng=random.Random(7)),
+                    name="demo-desk",
                 )
             if sys.stdin.isatty():
                 tg.create_task(_stdin_keypads(keypads), name="demo-stdin")
@@ -220,7 +182,9 @@ Lastmile demo is running.
   API key (ops)       {api_key}
 
 Type '<locker-id> <code>' and Enter to use a locker's keypad ({", ".join(lockers)}).
-A simulated customer desk creates a parcel every ~20 s and collects it later.
+A simulated desk sends a parcel to a locker every ~20 s: the courier types the courier code, the
+pickup code arrives by signed webhook and the customer types it; now and then nobody comes, the
+code expires and the courier takes the parcel back with a return code.
 Ctrl-C stops everything.
 """,
         flush=True,

@@ -21,9 +21,12 @@ from cloud.api.app import create_app
 from cloud.db import make_engine, make_session_factory, migrate
 from cloud.dispatch import OutboundDispatcher
 from cloud.errors import HubError
+from cloud.flows import ParcelFlows
 from cloud.ingest import IngestWorker
 from cloud.retention import IngestedMessagePruner, PositionPruner
+from cloud.services.policy import code_secrets, flow_policy
 from cloud.settings import HubSettings
+from cloud.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,32 @@ def make_ingest_worker(
         group=settings.ingest_group,
         batch_max=settings.ingest_batch_max,
         receive_maximum=settings.ingest_receive_maximum,
+    )
+
+
+def make_parcel_flows(
+    settings: HubSettings,
+    session_factory: sessionmaker[Session],
+    dispatcher: OutboundDispatcher,
+) -> ParcelFlows:
+    return ParcelFlows(
+        session_factory=session_factory,
+        policy=flow_policy(settings),
+        wake_dispatcher=dispatcher.wake,
+        poll_interval_s=settings.flows_poll_s,
+    )
+
+
+def make_webhook_sender(
+    settings: HubSettings, session_factory: sessionmaker[Session]
+) -> WebhookSender:
+    return WebhookSender(
+        session_factory=session_factory,
+        secrets=code_secrets(settings),
+        max_attempts=settings.webhook_max_attempts,
+        backoff_base_s=settings.webhook_backoff_s,
+        backoff_max_s=settings.webhook_backoff_max_s,
+        timeout_s=settings.webhook_timeout_s,
     )
 
 
@@ -149,6 +178,13 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
                     return  # its HubError leaves through the task group
                 tg.create_task(ingest.run(), name="hub-ingest")
                 tg.create_task(dispatcher.run(), name="hub-dispatch")
+                tg.create_task(
+                    make_parcel_flows(settings, session_factory, dispatcher).run(),
+                    name="hub-parcel-flows",
+                )
+                tg.create_task(
+                    make_webhook_sender(settings, session_factory).run(), name="hub-webhooks"
+                )
                 if started is not None:
                     started.set()
                 if settings.retention_days is not None:

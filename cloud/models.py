@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -37,8 +38,19 @@ class Base(DeclarativeBase):
 
 
 class ParcelStatus(StrEnum):
-    AWAITING_PICKUP = "awaiting_pickup"
+    """A parcel's lifecycle; :mod:`cloud.services.lifecycle` holds the legal transitions."""
+
+    CREATED = "created"
+    AT_DEPOT = "at_depot"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    DEPOSITED = "deposited"
     PICKED_UP = "picked_up"
+    RETURNED = "returned"
+
+
+HOLDS_COMPARTMENT = text("status IN ('out_for_delivery', 'deposited')")
+"""A parcel reserves its compartment from the courier grant until it leaves the locker."""
 
 
 class Vehicle(Base):
@@ -125,6 +137,7 @@ class Locker(Base):
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     last_seen: Mapped[datetime | None]
     version: Mapped[str] = mapped_column(String(64), default="")
+    sizes: Mapped[list[str] | None] = mapped_column(JSON)  # as the locker reports them
 
 
 class LockerEventRow(Base):
@@ -140,33 +153,46 @@ class LockerEventRow(Base):
     grant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     reason: Mapped[str] = mapped_column(String(200), default="")
     message_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    command_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class Parcel(Base):
-    """A parcel waiting in (or taken from) a compartment. Only the code's keyed hash is kept."""
+    """A parcel for a locker (``locker_id``) or a home address (``address``, ``lat``/``lon``).
+
+    Codes live in :class:`ParcelGrant` (keyed hashes only); the history in :class:`ParcelEvent`.
+    """
 
     __tablename__ = "parcels"
     __table_args__ = (
         Index("ix_parcels_locker_status", "locker_id", "status"),
-        # Two parcels may never wait in one compartment, even if two requests race.
+        Index("ix_parcels_created_at", "created_at"),
+        # Two parcels may never hold one compartment, even if two requests race.
         Index(
-            "uq_parcels_awaiting_compartment",
+            "uq_parcels_compartment_held",
             "locker_id",
             "compartment",
             unique=True,
-            sqlite_where=text("status = 'awaiting_pickup'"),
-            postgresql_where=text("status = 'awaiting_pickup'"),
+            sqlite_where=HOLDS_COMPARTMENT,
+            postgresql_where=HOLDS_COMPARTMENT,
         ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    locker_id: Mapped[str] = mapped_column(DeviceIdCol, ForeignKey("lockers.id"))
-    compartment: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(String(100), default="")
     status: Mapped[str] = mapped_column(String(20))
-    code_hash: Mapped[str] = mapped_column(String(64))
-    grant_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    size: Mapped[str] = mapped_column(String(1), default="M")
+    locker_id: Mapped[str | None] = mapped_column(DeviceIdCol, ForeignKey("lockers.id"))
+    compartment: Mapped[int | None] = mapped_column(Integer)
+    address: Mapped[str | None] = mapped_column(String(300))
+    lat: Mapped[float | None] = mapped_column(Double)
+    lon: Mapped[float | None] = mapped_column(Double)
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
+    vehicle_id: Mapped[str | None] = mapped_column(DeviceIdCol, ForeignKey("vehicles.id"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
-    valid_until: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
     picked_up_at: Mapped[datetime | None]
 
 
@@ -230,3 +256,154 @@ class VehicleCommandAck(Base):
     sent_at: Mapped[datetime]
     received_at: Mapped[datetime]
     message_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+class ParcelEvent(Base):
+    """One line of a parcel's history: a transition, a failed attempt, a code issued or revoked."""
+
+    __tablename__ = "parcel_events"
+    __table_args__ = (Index("ix_parcel_events_parcel_at", "parcel_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    parcel_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("parcels.id"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[str] = mapped_column(String(40), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ParcelGrant(Base):
+    """A code the hub issued for a parcel (courier, pickup or return), as its keyed hash only."""
+
+    __tablename__ = "parcel_grants"
+    __table_args__ = (
+        Index("ix_parcel_grants_parcel", "parcel_id"),
+        Index("ix_parcel_grants_state_until", "state", "valid_until"),
+    )
+
+    grant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    parcel_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("parcels.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    locker_id: Mapped[str] = mapped_column(DeviceIdCol, ForeignKey("lockers.id"))
+    compartment: Mapped[int] = mapped_column(Integer)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(10))
+    ended_at: Mapped[datetime | None]
+
+
+class ProofOfDelivery(Base):
+    """Evidence that a parcel reached its recipient: a locker's pickup event or a driver's scan."""
+
+    __tablename__ = "proofs_of_delivery"
+    __table_args__ = (Index("ix_proofs_parcel", "parcel_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    parcel_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("parcels.id"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(20))
+    locker_id: Mapped[str | None] = mapped_column(DeviceIdCol)
+    compartment: Mapped[int | None] = mapped_column(Integer)
+    locker_event_id: Mapped[int | None] = mapped_column(BigInteger)
+    vehicle_id: Mapped[str | None] = mapped_column(DeviceIdCol)
+    lat: Mapped[float | None] = mapped_column(Double)
+    lon: Mapped[float | None] = mapped_column(Double)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class TrackingToken(Base):
+    """A customer's tracking link: only the SHA-256 of its token is kept."""
+
+    __tablename__ = "tracking_tokens"
+    __table_args__ = (Index("ix_tracking_tokens_parcel", "parcel_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    parcel_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("parcels.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class LockerEventApplied(Base):
+    """Locker events the parcel flows have acted on: each is applied exactly once."""
+
+    __tablename__ = "locker_events_applied"
+
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("locker_events.id"), primary_key=True)
+    applied_at: Mapped[datetime]
+
+
+class LockerCommand(Base):
+    """A signed command sent to a locker, and the locker's answer once it arrives."""
+
+    __tablename__ = "locker_commands"
+    __table_args__ = (Index("ix_locker_commands_locker_issued", "locker_id", "issued_at"),)
+
+    command_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    locker_id: Mapped[str] = mapped_column(DeviceIdCol, ForeignKey("lockers.id"))
+    name: Mapped[str] = mapped_column(String(40))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    nonce: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    acked_at: Mapped[datetime | None]
+
+
+class WebhookSubscription(Base):
+    """Where parcel events go. ``secret`` signs the deliveries, so the hub must keep it."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription: the stored queue the sender works through.
+
+    ``code_grant_id`` names a grant whose code goes into the body at send time (it is derived
+    from the master secret, never stored).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_subscription", "subscription_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("webhook_subscriptions.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    event_type: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    code_grant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery: the delivery log."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(BigId, ForeignKey("webhook_deliveries.id"))
+    at: Mapped[datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(String(500), default="")
+    duration_ms: Mapped[float] = mapped_column(Double)

@@ -144,6 +144,20 @@ class HubSettings(BaseSettings):
         "the hub's broker session (mqtt.session_expiry_s, checked) and the longest a van may stay "
         "offline holding a message whose PUBACK it never saw.",
     )
+    courier_validity_h: int = Field(default=12, ge=1, le=24 * 30)
+    return_validity_h: int = Field(default=48, ge=1, le=24 * 365)
+    command_ttl_s: int = Field(
+        default=300, ge=10, le=3600, description="Lifetime of a signed remote command"
+    )
+    tracking_validity_days: int = Field(default=30, ge=1, le=365)
+    eta_speed_kmh: float = Field(
+        default=25.0, gt=0, le=130, description="Typical van speed for the provisional ETA"
+    )
+    flows_poll_s: float = Field(default=0.5, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_s: float = Field(default=2.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=86_400)
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=120)
 
     @field_validator("code_master_secret")
     @classmethod

@@ -14,7 +14,8 @@ and closed again; closing completes the flow with its proof event:
   ``deposited`` (compartment, size), the compartment becomes occupied;
 - customer pickup: a ``pickup`` grant → ``picked_up`` (time, locker, compartment: proof of delivery);
 - return: a ``return`` grant (the courier takes an expired parcel back) → ``returned``;
-- remote: a signed ``open_compartment`` command → no flow event, occupancy unchanged.
+- remote: a signed ``open_compartment`` command → no flow event, occupancy unchanged;
+- revocation: a signed ``revoke_grant`` command spends a grant (a resent or revoked code).
 
 Alarms: ``door_left_open`` (open longer than ``door_left_open_s``), ``door_forced`` (opened with no
 unlock), ``unlock_not_opened`` (the pulse ended with the door shut: a jam or someone who walked
@@ -236,6 +237,7 @@ class LockerAgent:
                 outbox_depth=len(self._outbox),
                 compartments=self._settings.compartments,
                 health=self.health(),
+                sizes=tuple(self._settings.sizes),
             )
         )
 
@@ -325,6 +327,9 @@ class LockerAgent:
         except CommandError as err:
             self._refuse(command, err.reason, err.detail, now)
             return
+        if command.name == "revoke_grant":
+            self._revoke(command, now)
+            return
         if command.name != "open_compartment":
             self._refuse(command, "unknown_command", f"no command {command.name!r}", now)
             return
@@ -352,6 +357,19 @@ class LockerAgent:
         self._ack(command, ok=True)
         self._emit("command_executed", at=now, compartment=number, command_id=command.command_id)
         self._emit("unlocked", at=now, compartment=number, command_id=command.command_id)
+
+    def _revoke(self, command: Command, now: datetime) -> None:
+        """The hub withdrew a grant (a code resent or revoked): it can never open a door again."""
+        try:
+            grant_id = UUID(str(command.args.get("grant_id")))
+        except ValueError:
+            self._refuse(command, "bad_args", f"no grant id {command.args.get('grant_id')!r}", now)
+            return
+        self._grants.mark_used(grant_id, at=now)  # spent is revoked: a repeat changes nothing
+        self.stats.commands_executed += 1
+        log.info("command %s: grant %s revoked", command.command_id, grant_id)
+        self._ack(command, ok=True)
+        self._emit("command_executed", at=now, grant_id=grant_id, command_id=command.command_id)
 
     def _refuse(self, command: Command, reason: str, detail: str, now: datetime) -> None:
         self.stats.commands_refused[reason] += 1

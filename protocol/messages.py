@@ -77,6 +77,9 @@ class VehicleEvent(Message):
     evidence: Evidence = Field(default_factory=dict)
 
 
+CompartmentSize = Literal["S", "M", "L"]
+
+
 class DeviceStatus(Message):
     """Retained presence of a device. The broker publishes the offline variant as the last will."""
 
@@ -93,6 +96,9 @@ class DeviceStatus(Message):
     outbox_dropped: dict[str, int] = Field(
         default_factory=dict,
         description="rows the bounded outbox dropped, by reason (rows, bytes, age), ever",
+    )
+    sizes: tuple[CompartmentSize, ...] | None = Field(
+        default=None, max_length=512, description="locker: each compartment's size, in order"
     )
 
 
@@ -116,7 +122,6 @@ LockerEventKind = Literal[
     "command_executed",
     "command_refused",
 ]
-CompartmentSize = Literal["S", "M", "L"]
 
 
 class LockerEvent(Message):

@@ -313,20 +313,34 @@ async def _parcel_story(hub, locker, factory, keypad) -> None:  # type: ignore[n
         resp = await client.post("/api/v1/parcels", json={"locker_id": "L-e2e"})
         assert resp.status_code == 201, resp.text
         parcel = resp.json()
-        code, compartment = parcel["code"], parcel["compartment"]
+        for to in ("at_depot", "out_for_delivery"):
+            moved = await client.post(
+                f"/api/v1/parcels/{parcel['id']}/transitions", json={"to": to}
+            )
+            assert moved.status_code == 200, moved.text
+        courier = await client.post(
+            f"/api/v1/parcels/{parcel['id']}/codes", json={"kind": "courier"}
+        )
+        assert courier.status_code == 201, courier.text
+        compartment = courier.json()["compartment"]
+
+        # the courier deposits; the hub answers the locker's deposit with a pickup grant
+        await until(lambda: locker.stats.grants_stored == 1, what="courier grant at the locker")
+        keypad.press(courier.json()["code"] + "#")
+        await _open_and_shut(factory, compartment, before=[False])
+        await until(lambda: locker.stats.grants_stored == 2, what="pickup grant at the locker")
+        # the customer lost the code: ops resend it (the first one is revoked on the locker)
+        resent = await client.post(f"/api/v1/parcels/{parcel['id']}/codes", json={"kind": "pickup"})
+        assert resent.status_code == 201, resent.text
+        code = resent.json()["code"]
         assert len(code) == 8 and code.isdigit()
 
-        await until(lambda: locker.stats.grants_stored == 1, what="grant delivered to the locker")
+        await until(lambda: locker.stats.grants_stored == 3, what="new pickup grant at the locker")
         keypad.press(code + "#")
-        await until(lambda: relay_history(factory, compartment) == [False, True], what="unlock")
+        await _open_and_shut(factory, compartment, before=[False, True, False])
         for other in range(1, 5):
             if other != compartment:
                 assert relay_history(factory, other) == [False], f"compartment {other} moved"
-
-        door = factory.pin(2000 + compartment)
-        door.drive_high()  # the customer opens the door ...
-        await until(lambda: relay_history(factory, compartment) == [False, True, False])
-        door.drive_low()  # ... takes the parcel and shuts it
 
         async def picked_up() -> dict[str, object]:
             while True:
@@ -343,5 +357,14 @@ async def _parcel_story(hub, locker, factory, keypad) -> None:  # type: ignore[n
         wrong = "0" * 8 if code != "0" * 8 else "1" * 8
         keypad.press(wrong + "#")  # a code nobody was given
         await until(lambda: locker.stats.codes_rejected == rejected_before + 2, what="refusals")
-        assert relay_history(factory, compartment) == [False, True, False], "opened twice"
-        assert locker.stats.codes_accepted == 1
+        assert relay_history(factory, compartment) == [False, True, False, True, False], "again"
+        assert locker.stats.codes_accepted == 2  # the courier's and the customer's
+
+
+async def _open_and_shut(factory, compartment: int, *, before: list[bool]) -> None:  # type: ignore[no-untyped-def]
+    """The code released the lock: someone opens the door, and shuts it again."""
+    await until(lambda: relay_history(factory, compartment) == [*before, True], what="unlock")
+    door = factory.pin(2000 + compartment)
+    door.drive_high()
+    await until(lambda: relay_history(factory, compartment) == [*before, True, False])
+    door.drive_low()

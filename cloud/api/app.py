@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.api.auth_keys import ApiKeys
 from cloud.api.context import HubContext
 from cloud.api.problems import install_problem_handlers
-from cloud.api.routes import lockers, parcels, vehicle_commands, vehicles
+from cloud.api.routes import (
+    locker_commands,
+    lockers,
+    parcels,
+    tracking,
+    vehicle_commands,
+    vehicles,
+    webhooks,
+)
 from cloud.api.routes.auth_tokens import router as auth_router
 from cloud.api.routes.trips import router as trips_router
 from cloud.api.schemas import Health
@@ -65,5 +73,8 @@ def create_app(
     api.include_router(parcels.router)
     api.include_router(trips_router)
     api.include_router(auth_router)
+    api.include_router(locker_commands.router)
+    api.include_router(webhooks.router)
     app.include_router(api)
+    app.include_router(tracking.router)  # outside /api/v1: the token is the credential
     return app

@@ -7,7 +7,12 @@ read fleet     yes     no           yes
 read parcels   yes     yes          yes
 create parcel  no      yes          yes
 command vans   no      no           yes
+operate parcel no      no           yes
+operate locker no      no           yes
+webhooks       no      no           yes
 =============  ======  ===========  ====
+
+``/track/{token}`` takes no key at all: the unguessable token is the credential.
 
 A missing or unknown key is 401 (with ``WWW-Authenticate``); a known key without the permission 403.
 
@@ -42,6 +47,9 @@ class Permission(StrEnum):
     READ_PARCELS = "read parcels"
     CREATE_PARCELS = "create parcels"
     COMMAND_VEHICLES = "command vehicles"
+    OPERATE_PARCELS = "operate parcels"
+    OPERATE_LOCKERS = "operate lockers"
+    MANAGE_WEBHOOKS = "manage webhooks"
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.errors import ConflictError, NotFoundError
-from cloud.services.errors import InvalidRequestError
+from cloud.services.errors import GoneError, InvalidRequestError
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,10 @@ async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(409, str(exc))
 
 
+async def _gone(_request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(410, str(exc))
+
+
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidRequestError)
     errors = [{"loc": list(exc.loc), "msg": str(exc), "type": "value_error"}] if exc.loc else None
@@ -104,4 +108,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(ConflictError, _conflict)
     app.add_exception_handler(InvalidRequestError, _invalid)
+    app.add_exception_handler(GoneError, _gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,6 +1,6 @@
 """API schemas, apart from the tables: ``XCreate`` in, ``XPublic`` out, ``XsPublic(data, count)``.
 
-No schema carries a code hash; only :class:`ParcelCreatedPublic` carries the code, once.
+Parcel schemas live in :mod:`cloud.api.parcel_schemas`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ import uuid
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-
-from protocol.messages import DeviceId
 
 
 class _Out(BaseModel):
@@ -71,35 +69,14 @@ class LockerPublic(_Out):
     last_seen: AwareDatetime | None
     version: str
     compartments: int = Field(description="0 until the locker has reported its status")
-    occupied: int = Field(description="compartments holding a parcel awaiting pickup")
+    occupied: int = Field(
+        description="compartments holding a parcel, or reserved for one on its way"
+    )
 
 
 class LockersPublic(BaseModel):
     data: list[LockerPublic]
     count: int
-
-
-class ParcelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    locker_id: DeviceId
-    compartment: int | None = Field(
-        default=None, ge=1, le=512, description="omit to let the hub pick a free compartment"
-    )
-
-
-class ParcelPublic(_Out):
-    id: uuid.UUID
-    locker_id: str
-    compartment: int
-    status: Literal["awaiting_pickup", "picked_up"]
-    created_at: AwareDatetime
-    valid_until: AwareDatetime
-    picked_up_at: AwareDatetime | None
-
-
-class ParcelCreatedPublic(ParcelPublic):
-    code: str = Field(description="the pickup code; returned only in this response, never again")
 
 
 VehicleCommandName = Literal[

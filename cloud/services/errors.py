@@ -1,11 +1,12 @@
 """Errors the services raise besides those in :mod:`cloud.errors`.
 
-Kept here until ``cloud/errors.py`` (owned elsewhere) grows an equivalent; the API maps it to 422.
+Kept here until ``cloud/errors.py`` (owned elsewhere) grows equivalents; the API maps them to
+problems (422, 409, 410).
 """
 
 from __future__ import annotations
 
-from cloud.errors import HubError
+from cloud.errors import ConflictError, HubError
 
 
 class InvalidRequestError(HubError):
@@ -14,3 +15,23 @@ class InvalidRequestError(HubError):
     def __init__(self, message: str, *, loc: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
         self.loc = loc  # where in the request, as in validation errors: ("body", "compartment")
+
+
+class GoneError(HubError):
+    """Something that existed has expired for good (e.g. a tracking link); the API says 410."""
+
+
+class IllegalTransitionError(ConflictError):
+    """A status change the parcel lifecycle does not allow (409); carries both states."""
+
+    def __init__(self, *, parcel_id: object, current: str, wanted: str) -> None:
+        super().__init__(f"parcel {parcel_id} cannot go from {current} to {wanted}")
+        self.current = current
+        self.wanted = wanted
+
+
+class TrackingExpiredError(GoneError):
+    """A tracking link that existed but has expired (410)."""
+
+    def __init__(self) -> None:
+        super().__init__("this tracking link has expired")

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -29,8 +29,6 @@ from cloud.models import (
     IngestedMessage,
     Locker,
     LockerEventRow,
-    Parcel,
-    ParcelStatus,
     PositionRow,
     Vehicle,
     VehicleCommandAck,
@@ -312,6 +310,7 @@ def store_batch(
                     "grant_id": m.grant_id,
                     "reason": m.reason[:200],
                     "message_id": m.id,
+                    "command_id": m.command_id,
                 }
             )
         elif isinstance(m, DeviceStatus):
@@ -324,6 +323,8 @@ def store_batch(
                 device.last_status = _status_record(m)
             if isinstance(device, Locker) and m.compartments is not None:
                 device.compartments = m.compartments
+            if isinstance(device, Locker) and m.sizes is not None:
+                device.sizes = list(m.sizes)
     session.flush()  # device rows first: positions and events reference them
 
     insert_positions(
@@ -337,7 +338,6 @@ def store_batch(
         session.execute(insert(VehicleCommandAck), [_ack_row(m, received_at) for m in command_acks])
     if locker_events:
         session.execute(insert(LockerEventRow), locker_events)
-        _apply_pickups([m for m in fresh if isinstance(m, LockerEvent)], session)
     if rejected:
         session.execute(
             insert(DeadLetter),
@@ -352,24 +352,6 @@ def store_batch(
             ],
         )
     return StoreResult(stored=len(fresh), duplicates=duplicates, dead_letters=len(rejected))
-
-
-def _apply_pickups(events: Sequence[LockerEvent], session: Session) -> None:
-    """``picked_up`` -- the locker saw the door open and shut again after a pickup code -- is the
-    proof of delivery. A merely accepted code is not: the customer may never open the door, and
-    courier and return codes are accepted too."""
-    for ev in events:
-        if ev.kind != "picked_up" or ev.grant_id is None:
-            continue
-        session.execute(
-            update(Parcel)
-            .where(
-                Parcel.grant_id == ev.grant_id,
-                Parcel.locker_id == ev.locker_id,
-                Parcel.status == ParcelStatus.AWAITING_PICKUP,
-            )
-            .values(status=ParcelStatus.PICKED_UP, picked_up_at=ev.at)
-        )
 
 
 def _ack_row(ack: CommandAck, received_at: datetime) -> dict[str, Any]:

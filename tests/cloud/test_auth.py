@@ -1,5 +1,4 @@
-"""Who may call what: every route against no key, a wrong key, a bad token, and each role with an
-API key and with a bearer token."""
+"""Who may call what: every route against no key, a wrong key, and each role."""
 
 from __future__ import annotations
 
@@ -8,42 +7,84 @@ import uuid
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.app import create_app
-from cloud.models import Locker, Vehicle
+from cloud.models import Locker, Parcel, ParcelGrant, Vehicle
 from cloud.settings import Role
 from tests.cloud.helpers import KEYS, auth, hub_settings
 from tests.cloud.token_rigs import JWT_SECRET, PASSWORDS, expired_token, forged_token, users
 
 PARCEL = "{parcel_id}"  # replaced by a real parcel id at run time
-COMMAND = "{command_id}"  # replaced by a real command id at run time
+OUT = "{out_id}"  # a locker parcel out for delivery
+HOME = "{home_id}"  # a home parcel out for delivery
+GONE = "{failing_id}"  # a home parcel out for delivery, for the failed attempt
+DEPOSITED = "{deposited_id}"  # a parcel in a locker with an active pickup code
+COMMAND = "{command_id}"  # a locker command
+VAN_COMMAND = "{van_command_id}"  # a van command
 WINDOW = "from=2026-11-23T00:00:00Z&to=2026-11-24T00:00:00Z"
-
-# Routes anyone may call: where credentials come from, and liveness.
+HOOK = "{webhook_id}"
+TOKEN = "{token}"
+EVERYONE: frozenset[str] = frozenset({"no key", "wrong key", *(r.value for r in Role)})
+"""Role-free routes: the customer's tracking link, whose unguessable token is the credential."""
+# Routes outside the matrix that anyone may call: where credentials come from, and liveness.
 PUBLIC = {("GET", "/api/v1/healthz"), ("POST", "/api/v1/auth/token")}
-# route -> roles allowed; anyone else with a valid key gets 403, without one 401.
-MATRIX: dict[tuple[str, str], set[Role]] = {
+
+ALL = {Role.VIEWER, Role.INTEGRATION, Role.OPS}
+# route -> roles allowed (or EVERYONE); anyone else with a valid key gets 403, without one 401.
+MATRIX: dict[tuple[str, str], set[Role] | frozenset[str]] = {
     ("GET", "/api/v1/vehicles"): {Role.VIEWER, Role.OPS},
     ("GET", "/api/v1/vehicles/van-1/positions"): {Role.VIEWER, Role.OPS},
-    ("GET", "/api/v1/lockers"): {Role.VIEWER, Role.OPS},
-    ("GET", "/api/v1/lockers/locker-1"): {Role.VIEWER, Role.OPS},
-    ("POST", "/api/v1/parcels"): {Role.INTEGRATION, Role.OPS},
-    ("GET", f"/api/v1/parcels/{PARCEL}"): {Role.VIEWER, Role.INTEGRATION, Role.OPS},
     ("POST", "/api/v1/vehicles/van-1/commands"): {Role.OPS},
     ("GET", "/api/v1/vehicles/van-1/commands"): {Role.VIEWER, Role.OPS},
-    ("GET", f"/api/v1/vehicles/van-1/commands/{COMMAND}"): {Role.VIEWER, Role.OPS},
+    ("GET", f"/api/v1/vehicles/van-1/commands/{VAN_COMMAND}"): {Role.VIEWER, Role.OPS},
     ("GET", f"/api/v1/vehicles/van-1/trips?{WINDOW}"): {Role.VIEWER, Role.OPS},
     ("GET", f"/api/v1/vehicles/van-1/stops?{WINDOW}"): {Role.VIEWER, Role.OPS},
     ("GET", "/api/v1/vehicles/van-1/distance?from=2026-11-23"): {Role.VIEWER, Role.OPS},
+    ("GET", "/api/v1/lockers"): {Role.VIEWER, Role.OPS},
+    ("GET", "/api/v1/lockers/locker-1"): {Role.VIEWER, Role.OPS},
+    ("POST", "/api/v1/lockers/locker-1/compartments/2/open"): {Role.OPS},
+    ("GET", "/api/v1/lockers/locker-1/commands"): {Role.VIEWER, Role.OPS},
+    ("GET", f"/api/v1/lockers/locker-1/commands/{COMMAND}"): {Role.VIEWER, Role.OPS},
+    ("POST", "/api/v1/parcels"): {Role.INTEGRATION, Role.OPS},
+    ("GET", "/api/v1/parcels"): ALL,
+    ("GET", f"/api/v1/parcels/{PARCEL}"): ALL,
+    ("GET", f"/api/v1/parcels/{PARCEL}/events"): ALL,
+    ("GET", f"/api/v1/parcels/{PARCEL}/proofs"): ALL,
+    ("GET", f"/api/v1/parcels/{PARCEL}/codes"): ALL,
+    ("POST", f"/api/v1/parcels/{PARCEL}/tracking-links"): {Role.INTEGRATION, Role.OPS},
+    ("POST", f"/api/v1/parcels/{PARCEL}/transitions"): {Role.OPS},
+    ("POST", f"/api/v1/parcels/{GONE}/attempts"): {Role.OPS},
+    ("POST", f"/api/v1/parcels/{HOME}/delivery"): {Role.OPS},
+    ("POST", f"/api/v1/parcels/{OUT}/codes"): {Role.OPS},
+    ("POST", f"/api/v1/parcels/{OUT}/codes/revoke"): {Role.OPS},
+    ("POST", f"/api/v1/parcels/{DEPOSITED}/codes/expire"): {Role.OPS},
+    ("POST", "/api/v1/webhooks"): {Role.OPS},
+    ("GET", "/api/v1/webhooks"): {Role.OPS},
+    ("GET", f"/api/v1/webhooks/{HOOK}"): {Role.OPS},
+    ("GET", f"/api/v1/webhooks/{HOOK}/deliveries"): {Role.OPS},
+    ("DELETE", f"/api/v1/webhooks/{HOOK}"): {Role.OPS},
+    ("GET", f"/track/{TOKEN}"): EVERYONE,
+    ("GET", f"/track/{TOKEN}/json"): EVERYONE,
 }
-BODIES: dict[str, dict[str, object]] = {
-    "/api/v1/parcels": {"locker_id": "locker-1"},
-    "/api/v1/vehicles/van-1/commands": {"name": "send_position"},
+BODIES: dict[tuple[str, str], dict[str, object]] = {
+    ("POST", "/api/v1/parcels"): {"locker_id": "locker-1"},
+    ("POST", "/api/v1/vehicles/van-1/commands"): {"name": "send_position"},
+    ("POST", f"/api/v1/parcels/{PARCEL}/transitions"): {"to": "at_depot"},
+    ("POST", f"/api/v1/parcels/{GONE}/attempts"): {"reason": "closed"},
+    ("POST", f"/api/v1/parcels/{HOME}/delivery"): {"lat": 52.0, "lon": 4.0},
+    ("POST", f"/api/v1/parcels/{OUT}/codes"): {"kind": "courier"},
+    ("POST", "/api/v1/webhooks"): {"url": "http://127.0.0.1:9/hook"},
 }
-EXPECTED_OK: dict[str, int] = {
-    "/api/v1/parcels": 201,
-    "/api/v1/vehicles/van-1/commands": 202,
+SUCCESS: dict[str, int] = {"GET": 200, "POST": 201, "DELETE": 200}
+ACCEPTED = {
+    ("POST", "/api/v1/vehicles/van-1/commands"): 202,
+    ("POST", "/api/v1/lockers/locker-1/compartments/2/open"): 202,
+    ("POST", f"/api/v1/parcels/{PARCEL}/transitions"): 200,
+    ("POST", f"/api/v1/parcels/{GONE}/attempts"): 200,
+    ("POST", f"/api/v1/parcels/{OUT}/codes/revoke"): 200,
+    ("POST", f"/api/v1/parcels/{DEPOSITED}/codes/expire"): 200,
 }
 
 
@@ -59,7 +100,50 @@ def api(session_factory: sessionmaker[Session], database_url: str) -> httpx.Asyn
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub")
 
 
-def test_every_route_answers_each_role_as_the_matrix_says(api: httpx.AsyncClient) -> None:
+async def _ids(api: httpx.AsyncClient, session_factory: sessionmaker[Session]) -> dict[str, str]:
+    """Real resources for every placeholder, made as ops."""
+    ops = auth(Role.OPS)
+    home = {"address": "Dam 1", "lat": 52.37, "lon": 4.89}
+
+    async def post(path: str, body: dict[str, object], status: int = 201) -> dict[str, str]:
+        r = await api.post(path, json=body, headers=ops)
+        assert r.status_code == status, (path, r.text)
+        return dict(r.json())
+
+    async def out_for_delivery(body: dict[str, object]) -> str:
+        pid = (await post("/api/v1/parcels", body))["id"]
+        for to in ("at_depot", "out_for_delivery"):
+            await post(f"/api/v1/parcels/{pid}/transitions", {"to": to}, 200)
+        return pid
+
+    made = await post("/api/v1/parcels", {"locker_id": "locker-1"})
+    deposited = await out_for_delivery({"locker_id": "locker-1"})
+    await post(f"/api/v1/parcels/{deposited}/codes", {"kind": "courier"})
+    with session_factory() as session, session.begin():  # as the locker's deposit would leave it
+        parcel = session.get(Parcel, uuid.UUID(deposited))
+        assert parcel is not None
+        parcel.status = "deposited"
+        grant = session.scalars(select(ParcelGrant)).one()
+        grant.kind = "pickup"
+    command = await post("/api/v1/lockers/locker-1/compartments/1/open", {}, 202)
+    hook = await post("/api/v1/webhooks", {"url": "http://127.0.0.1:9/hook"})
+    van_command = await post("/api/v1/vehicles/van-1/commands", {"name": "read_dtcs"}, 202)
+    return {
+        PARCEL: made["id"],
+        OUT: await out_for_delivery({"locker_id": "locker-1"}),
+        HOME: await out_for_delivery(home),
+        GONE: await out_for_delivery(home),
+        DEPOSITED: deposited,
+        COMMAND: command["command_id"],
+        VAN_COMMAND: van_command["command_id"],
+        HOOK: hook["id"],
+        TOKEN: made["tracking_token"],
+    }
+
+
+def test_every_route_answers_each_role_as_the_matrix_says(
+    api: httpx.AsyncClient, session_factory: sessionmaker[Session]
+) -> None:
     callers: dict[str, dict[str, str]] = {
         "no key": {},
         "wrong key": {"Authorization": "Bearer not-a-key"},
@@ -77,31 +161,29 @@ def test_every_route_answers_each_role_as_the_matrix_says(api: httpx.AsyncClient
                 )
                 token = signed_in.json()["access_token"]
                 callers[f"token:{role.value}"] = {"Authorization": f"Bearer {token}"}
-            made = await api.post(
-                "/api/v1/parcels", json={"locker_id": "locker-1"}, headers=auth(Role.OPS)
-            )
-            parcel_id = made.json()["id"]
-            sent = await api.post(
-                "/api/v1/vehicles/van-1/commands",
-                json={"name": "read_dtcs"},
-                headers=auth(Role.OPS),
-            )
-            command_id = sent.json()["command_id"]
+            ids = await _ids(api, session_factory)
             results = {}
             for (method, path), _allowed in MATRIX.items():
-                url = path.replace(PARCEL, parcel_id).replace(COMMAND, command_id)
+                url = path
+                for placeholder, value in ids.items():
+                    url = url.replace(placeholder, value)
                 for who, headers in callers.items():
-                    body = BODIES[path] if method == "POST" else None
+                    body = BODIES.get((method, path), {} if method == "POST" else None)
                     results[(method, path, who)] = await api.request(
                         method, url, json=body, headers=headers
                     )
             return results
 
     results = asyncio.run(story())
+    assert {(m, p) for m, p, _ in results} == set(MATRIX)
     for (method, path, who), r in results.items():
         allowed = MATRIX[(method, path)]
-        if who in ("no key", "wrong key"):
-            expected: tuple[int, ...] = (401,)
+        ok = ACCEPTED.get((method, path), SUCCESS[method])
+        if allowed is EVERYONE:
+            expected: tuple[int, ...] = (200,)
+            assert "www-authenticate" not in r.headers
+        elif who in ("no key", "wrong key"):
+            expected = (401,)
             assert r.headers.get("www-authenticate") == "Bearer", (
                 method,
                 path,
@@ -115,7 +197,7 @@ def test_every_route_answers_each_role_as_the_matrix_says(api: httpx.AsyncClient
             reason = {"bad token": "signature does not match", "expired token": "has expired"}
             assert reason[who] in r.json()["detail"], r.text
         elif Role(who.removeprefix("token:")) in allowed:
-            expected = (EXPECTED_OK[path],) if method == "POST" else (200,)
+            expected = (ok,)
         else:
             expected = (403,)
         assert r.status_code in expected, (method, path, who, r.status_code, r.text)
@@ -159,39 +241,43 @@ def test_the_openapi_document_lists_every_route_with_its_security(api: httpx.Asy
     spec = asyncio.run(story())
     paths = spec["paths"]
     assert isinstance(paths, dict)
-    assert set(paths) == {
-        "/api/v1/healthz",
-        "/api/v1/vehicles",
-        "/api/v1/vehicles/{vehicle_id}/positions",
-        "/api/v1/lockers",
-        "/api/v1/lockers/{locker_id}",
-        "/api/v1/parcels",
-        "/api/v1/parcels/{parcel_id}",
-        "/api/v1/vehicles/{vehicle_id}/commands",
-        "/api/v1/vehicles/{vehicle_id}/commands/{command_id}",
-        "/api/v1/vehicles/{vehicle_id}/trips",
-        "/api/v1/vehicles/{vehicle_id}/stops",
-        "/api/v1/vehicles/{vehicle_id}/distance",
-        "/api/v1/auth/token",
+    documented = {
+        (method.upper(), path)
+        for path, ops in paths.items()
+        for method in ops
+        if (method.upper(), path) not in PUBLIC
     }
-    walked = {(m.upper(), p) for p, ops in paths.items() for m in ops}
-    in_matrix = {(m, p.split("?")[0].replace("van-1", "{vehicle_id}")) for m, p in MATRIX}
-    in_matrix = {
-        (
-            m,
-            p.replace("locker-1", "{locker_id}")
-            .replace(PARCEL, "{parcel_id}")
-            .replace(COMMAND, "{command_id}"),
-        )
-        for m, p in in_matrix
+    placeholders = {
+        PARCEL: "{parcel_id}",
+        OUT: "{parcel_id}",
+        HOME: "{parcel_id}",
+        GONE: "{parcel_id}",
+        DEPOSITED: "{parcel_id}",
+        COMMAND: "{command_id}",
+        VAN_COMMAND: "{command_id}",
+        HOOK: "{webhook_id}",
+        TOKEN: "{token}",
+        "van-1": "{vehicle_id}",
+        "locker-1": "{locker_id}",
+        "/compartments/2/": "/compartments/{n}/",
     }
-    assert walked == in_matrix | PUBLIC  # the matrix test walks every route there is
+
+    def templated(path: str) -> str:
+        path = path.split("?")[0]
+        for concrete, template in placeholders.items():
+            path = path.replace(concrete, template)
+        return path
+
+    # every documented route is in the matrix, and every matrix route is documented
+    assert documented == {(m, templated(p)) for m, p in MATRIX}
+    for path in ("/track/{token}", "/track/{token}/json"):
+        assert "security" not in paths[path]["get"]
     assert "security" not in paths["/api/v1/healthz"]["get"]
     assert "security" not in paths["/api/v1/auth/token"]["post"]
     assert paths["/api/v1/parcels"]["post"]["security"]
     assert (
         "application/problem+json"
-        in paths["/api/v1/parcels"]["post"]["responses"]["409"]["content"]
+        in paths["/api/v1/parcels/{parcel_id}/transitions"]["post"]["responses"]["409"]["content"]
     )
 
 
