@@ -58,7 +58,7 @@ def test_a_revoked_code_opens_nothing_and_a_forged_revocation_is_refused(
             )
             await a.handle_message(CMD, _revoke(revoked.grant_id))
             await a.handle_message(CMD, _revoke("not-a-uuid"))
-            a._on_code("33334444")  # revoked: refused, the relay stays off
+            await a._on_code("33334444")  # revoked: refused, the relay stays off
             assert not factory.pin(1002).state
             stored = a._grants.get(revoked.grant_id)
             assert stored is not None and stored.spent
