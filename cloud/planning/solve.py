@@ -1,0 +1,89 @@
+"""One entry point: ``plan(problem, *, time_limit, seed) -> Plan``, whichever engine runs.
+
+``engine="auto"`` takes PyVRP when it models every constraint of the problem (it is much stronger
+on plain VRPTW) and OR-Tools otherwise, or when a warm start or a pinned first stop is given
+(re-planning), which only the OR-Tools engine takes.
+
+Determinism: for a given seed and work bound (``iterations`` for PyVRP, ``solution_limit`` for
+OR-Tools) the plan is identical run to run. Under a wall-clock ``time_limit`` alone the engines
+are deterministic in their search, but how far they get depends on the machine's load; on small
+problems both reach the same plan well within the limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from cloud.planning.errors import EngineError
+from cloud.planning.evaluate import RouteOrder, evaluate
+from cloud.planning.model import Problem
+from cloud.planning.result import Plan
+
+Engine = Literal["auto", "ortools", "pyvrp"]
+#: ``progress(fraction_of_time_limit, best_cost_or_None)``, called from the solving thread.
+Progress = Callable[[float, float | None], None]
+
+
+def choose_engine(problem: Problem, *, warm: bool = False) -> Literal["ortools", "pyvrp"]:
+    from cloud.planning.pyvrp_engine import supports
+
+    return "pyvrp" if not warm and supports(problem) is None else "ortools"
+
+
+def plan(
+    problem: Problem,
+    *,
+    time_limit: float,
+    seed: int = 0,
+    engine: Engine = "auto",
+    progress: Progress | None = None,
+    iterations: int | None = None,
+    initial: Sequence[RouteOrder] | None = None,
+    first_stop: dict[str, str] | None = None,
+    ortools_settings: object | None = None,
+) -> Plan:
+    """Plan routes for ``problem`` within ``time_limit`` seconds.
+
+    Raises :class:`~cloud.planning.errors.NoSolutionError` when no plan exists that serves every
+    required stop, and :class:`EngineError` when the engine asked for cannot model the problem.
+    """
+    if time_limit <= 0:
+        raise ValueError(f"time_limit must be > 0 s, got {time_limit}")
+    warm = bool(initial) or bool(first_stop)
+    chosen = choose_engine(problem, warm=warm) if engine == "auto" else engine
+    began = time.monotonic()
+    if chosen == "pyvrp":
+        from cloud.planning import pyvrp_engine
+
+        why = pyvrp_engine.supports(problem)
+        if why is not None or warm:
+            raise EngineError(f"the PyVRP engine cannot model {why or 'a warm start'}")
+        orders = pyvrp_engine.solve(
+            problem, time_limit=time_limit, seed=seed, iterations=iterations, progress=progress
+        )
+    elif chosen == "ortools":
+        from cloud.planning import ortools_engine
+
+        settings = (
+            ortools_settings
+            if isinstance(ortools_settings, ortools_engine.OrToolsSettings)
+            else None
+        )
+        if iterations is not None and settings is None:
+            settings = ortools_engine.OrToolsSettings(solution_limit=iterations)
+        orders = ortools_engine.solve(
+            problem,
+            time_limit=time_limit,
+            seed=seed,
+            settings=settings,
+            initial=initial,
+            first_stop=first_stop,
+            progress=progress,
+        )
+    else:
+        raise EngineError(f"unknown engine {engine!r}; choose auto, ortools or pyvrp")
+    if progress is not None:
+        progress(1.0, None)
+    return evaluate(problem, orders, engine=chosen, runtime=time.monotonic() - began)
