@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -403,6 +403,23 @@ class ProblemBuilder:
                 priority=_check_int(item, "priority", priority, minimum=1),
                 required=bool(required),
                 locker=LockerInfo(tuple(parcel_sizes), dict(free_compartments)),
+            )
+        )
+
+    def add_existing(self, stop: Stop) -> None:
+        """Re-add a stop taken from another problem (re-planning), checked like a new one."""
+        _check_id("stop", stop.id, self._ids)
+        item = f"stop {stop.id!r}"
+        if stop.kind not in ("delivery", "pickup", "return", "locker"):
+            raise ProblemError(item, f"unknown kind {stop.kind!r}")
+        self._stops.append(
+            replace(
+                stop,
+                location=_check_location(item, stop.location),
+                load=_check_load(item, stop.load),
+                service_time=_check_int(item, "service_time", stop.service_time),
+                windows=self._windows(item, stop.windows),
+                priority=_check_int(item, "priority", stop.priority, minimum=1),
             )
         )
 
