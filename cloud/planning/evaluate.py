@@ -86,6 +86,13 @@ def evaluate(
         pending_breaks = list(van.breaks)
         planned_breaks = list(order.break_starts)
         taken: list[TakenBreak] = []
+        # A break the engine put before departure is taken at the depot (the driver's shift runs).
+        while (
+            pending_breaks
+            and len(planned_breaks) > len(taken)
+            and planned_breaks[len(taken)] + pending_breaks[0].duration <= start_t
+        ):
+            taken.append(TakenBreak(planned_breaks[len(taken)], pending_breaks.pop(0).duration))
         for pos, token in enumerate(order.visits):
             if token == RELOAD:
                 node = idx[van.start_depot]
@@ -97,8 +104,11 @@ def evaluate(
                 node = idx[token]
                 stop = problem.stop(token)
             leg = int(dur[here, node])
-            t = _take_breaks(pending_breaks, planned_breaks, taken, t, leg, van, violations)
-            arrival = t + leg
+            arrival = (
+                t
+                + leg
+                + _leg_breaks(pending_breaks, planned_breaks, taken, t, leg, van, violations)
+            )
             total_dist += int(dist[here, node])
             total_drive += leg
             if stop is None:
@@ -111,6 +121,9 @@ def evaluate(
                 visits.append(Visit(RELOAD, "reload", arrival, begin, departure, load))
             else:
                 begin, late = _window_start(stop, arrival)
+                if pending_breaks:
+                    begin = _wait_breaks(pending_breaks, planned_breaks, taken, arrival, begin)
+                    begin, late = _window_start(stop, begin)
                 if late:
                     violations.append(f"stop {stop.id}: served {late} s after its last window")
                 departure = begin + stop.service_time
@@ -128,8 +141,10 @@ def evaluate(
             t, here = departure, node
         end_node = idx[van.end_depot]
         leg = int(dur[here, end_node])
-        t = _take_breaks(pending_breaks, planned_breaks, taken, t, leg, van, violations, final=True)
-        end = t + leg
+        end = t + leg + _leg_breaks(pending_breaks, planned_breaks, taken, t, leg, van, violations)
+        for b in pending_breaks:
+            if b.latest < end and not planned_breaks[len(taken) :]:
+                violations.append(f"van {van.id}: break due by {b.latest} never taken")
         total_dist += int(dist[here, end_node])
         total_drive += leg
         if end > van.shift_end:
@@ -186,7 +201,7 @@ def evaluate(
     )
 
 
-def _take_breaks(
+def _leg_breaks(
     pending: list[Break],
     planned: list[int],
     taken: list[TakenBreak],
@@ -194,31 +209,50 @@ def _take_breaks(
     leg: int,
     van: Van,
     violations: list[str],
-    *,
-    final: bool = False,
 ) -> int:
-    """Take the van's next break before the coming leg if it is due; return the new departure.
+    """Breaks taken while driving the coming leg (it is interrupted); returns the added delay.
 
-    A break is due when its latest start comes before the van would be done with the leg, or when
-    the engine planned it to start by now. After the last stop a break is only owed if the shift
-    reaches its window.
+    A break is taken on this leg when the engine planned it to start by the end of the leg or,
+    without a plan, when its latest start would pass before the leg ends.
     """
+    delay = 0
     while pending:
-        b = van.breaks[len(taken)]
+        b = pending[0]
         planned_at = planned[len(taken)] if len(taken) < len(planned) else None
-        due = t + leg > b.latest or (planned_at is not None and planned_at <= t + leg)
-        if final and t + leg <= b.earliest:
-            pending.pop(0)
-            continue
-        if not due and not final:
-            return t
-        begin = max(t, b.earliest)
+        if planned_at is not None:
+            if planned_at > t + leg + delay:
+                break
+            begin = max(t, planned_at)
+        else:
+            if t + leg + delay <= b.latest:
+                break
+            begin = max(t, b.earliest)
         if begin > b.latest:
             violations.append(f"van {van.id}: break due by {b.latest} starts at {begin}")
         taken.append(TakenBreak(begin, b.duration))
         pending.pop(0)
-        t = begin + b.duration
-    return t
+        delay += b.duration
+    return delay
+
+
+def _wait_breaks(
+    pending: list[Break], planned: list[int], taken: list[TakenBreak], arrival: int, begin: int
+) -> int:
+    """Breaks taken while waiting at a stop for its window; returns the (maybe later) service start."""
+    while pending:
+        b = pending[0]
+        planned_at = planned[len(taken)] if len(taken) < len(planned) else None
+        start = max(arrival, b.earliest, planned_at or 0)
+        if start > b.latest:
+            break
+        if planned_at is None and start + b.duration > begin:
+            break  # only absorb it for free; otherwise the next leg takes it when due
+        if planned_at is not None and planned_at > begin:
+            break
+        taken.append(TakenBreak(start, b.duration))
+        pending.pop(0)
+        begin = max(begin, start + b.duration)
+    return begin
 
 
 def why_dropped(problem: Problem, stop: Stop) -> str:

@@ -202,7 +202,13 @@ def solve(
         index = manager.NodeToIndex(lay.stop_node[s.id])
         if s.skills:
             allowed = [v for v, van in enumerate(vans) if s.skills <= van.skills]
-            routing.SetAllowedVehiclesForIndex(allowed, index)
+            if not allowed and s.required:
+                raise NoSolutionError(
+                    f"required stop {s.id}: no van has the skills {sorted(s.skills)}"
+                )
+            # VehicleVar is -1 when the stop is dropped. (SetAllowedVehiclesForIndex takes an
+            # absl::Span that this SWIG build does not map from a Python list.)
+            routing.VehicleVar(index).SetValues(allowed if s.required else [-1, *allowed])
         if not s.required:
             routing.AddDisjunction([index], problem.drop_penalty * s.priority)
     for pair in problem.pairs:
@@ -213,7 +219,7 @@ def solve(
         solver.Add(tdim.CumulVar(p) <= tdim.CumulVar(d))
     for node, v in lay.reload_van.items():
         index = manager.NodeToIndex(node)
-        routing.SetAllowedVehiclesForIndex([v], index)
+        routing.VehicleVar(index).SetValues([-1, v])
         routing.AddDisjunction([index], 0)
     for van_id, stop_id in (first_stop or {}).items():
         v = next(i for i, van in enumerate(vans) if van.id == van_id)

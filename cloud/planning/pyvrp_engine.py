@@ -139,7 +139,15 @@ def solve(
     matrices: Any = ([np.asarray(problem.distance)], [np.asarray(problem.duration)])
     data = m.data().replace(distance_matrices=matrices[0], duration_matrices=matrices[1])
     stop = _Progress(time_limit=time_limit, iterations=iterations, report=progress)
-    result = pyvrp.solve(data, stop, seed=seed, display=False)
+    params = pyvrp.SolveParams()
+    prizes = [problem.drop_penalty * s.priority for s in problem.stops if not s.required]
+    if prizes:
+        # Excess load must cost more than any prize, or HGS keeps an overloaded route that
+        # "collects" every prize (PyVRP caps its penalties at 1e5 by default).
+        params = pyvrp.SolveParams(
+            penalty=pyvrp.PenaltyParams(max_penalty=max(1e5, 10.0 * max(prizes)))
+        )
+    result = pyvrp.solve(data, stop, seed=seed, display=False, params=params)
     if not result.is_feasible():
         raise NoSolutionError(
             f"PyVRP found no feasible plan for {problem.name or 'the problem'} in {time_limit} s"
