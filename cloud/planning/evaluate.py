@@ -176,10 +176,10 @@ def evaluate(
             )
         )
     for pickup, delivery in paired_pickups.items():
-        a, b = seen.get(pickup), seen.get(delivery)
-        if (a is None) != (b is None):
+        at_p, at_d = seen.get(pickup), seen.get(delivery)
+        if (at_p is None) != (at_d is None):
             violations.append(f"pair {pickup}->{delivery}: only one end is served")
-        elif a is not None and b is not None and (a[0] != b[0] or a[1] > b[1]):
+        elif at_p is not None and at_d is not None and (at_p[0] != at_d[0] or at_p[1] > at_d[1]):
             violations.append(
                 f"pair {pickup}->{delivery}: not picked up before delivery on one van"
             )
