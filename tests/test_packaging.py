@@ -12,7 +12,7 @@ from edge.config import VehicleSettings
 from edge.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-HUB_ONLY = ("fastapi", "starlette", "sqlalchemy", "alembic", "uvicorn", "ortools", "psycopg")
+HUB_ONLY = ("fastapi", "starlette", "sqlalchemy", "alembic", "uvicorn", "ortools", "psycopg", "pyvrp")
 
 
 @pytest.mark.parametrize(
