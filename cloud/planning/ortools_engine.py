@@ -164,7 +164,8 @@ def solve(
     for v, van in enumerate(vans):
         opens = problem.depot(van.start_depot).opens
         closes = problem.depot(van.end_depot).closes
-        tdim.CumulVar(routing.Start(v)).SetRange(max(van.shift_start, opens), van.shift_end)
+        leaves_by = min(van.shift_end, problem.depot(van.start_depot).closes)
+        tdim.CumulVar(routing.Start(v)).SetRange(max(van.shift_start, opens), leaves_by)
         tdim.CumulVar(routing.End(v)).SetRange(
             max(van.shift_start, opens), min(van.shift_end, closes)
         )
@@ -223,9 +224,10 @@ def solve(
         routing.AddDisjunction([index], 0)
     for van_id, stop_id in (first_stop or {}).items():
         v = next(i for i, van in enumerate(vans) if van.id == van_id)
-        routing.NextVar(routing.Start(v)).SetValues(
-            [manager.NodeToIndex(lay.stop_node[stop_id]), routing.End(v)]
-        )
+        target = manager.NodeToIndex(lay.stop_node[stop_id])
+        # First on this van if served at all: a stop it can no longer make may still be dropped.
+        is_first = solver.IsEqualCstVar(routing.NextVar(routing.Start(v)), target)
+        solver.Add(is_first >= routing.ActiveVar(target))
 
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = _FIRST[cfg.first_solution]

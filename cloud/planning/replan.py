@@ -117,7 +117,8 @@ def replan(
         start_depot = van.start_depot
         if pos is not None:
             start_depot = f"@{van.id}"
-            b.add_depot(id=start_depot, location=pos.location, opens=0, closes=10**9)
+            # Opens and closes at ``now``: a van under way cannot wait to set off.
+            b.add_depot(id=start_depot, location=pos.location, opens=state.now, closes=state.now)
         shift_start = max(van.shift_start, state.now)
         capacity = van.capacity
         if van.id in departed:  # returns already picked up ride along until the depot

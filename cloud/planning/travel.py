@@ -119,10 +119,20 @@ HttpGet = Callable[[str, float], bytes]
 
 
 def urllib_get(url: str, timeout: float) -> bytes:
-    """The default HTTP backend of :class:`OsrmTravel` (standard library only)."""
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - URL from settings
-        body: bytes = resp.read()
-        return body
+    """The default HTTP backend of :class:`OsrmTravel` (standard library only).
+
+    OSRM answers errors as HTTP 400 with a JSON body (``code``, ``message``); that body is what
+    says what was wrong, so it is returned rather than the bare status.
+    """
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - URL from settings
+            body: bytes = resp.read()
+            return body
+    except urllib.error.HTTPError as err:
+        error_body: bytes = err.read()
+        if error_body.startswith(b"{"):
+            return error_body
+        raise
 
 
 class OsrmTravel:
