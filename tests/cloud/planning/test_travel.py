@@ -10,7 +10,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -48,8 +48,8 @@ def test_a_leg_crossing_into_rush_hour_slows_down_on_the_way() -> None:
 
 
 class _Osrm(BaseHTTPRequestHandler):
-    answer: dict[str, Any] = {}
-    seen: list[str] = []
+    answer: ClassVar[dict[str, Any]] = {}
+    seen: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         type(self).seen.append(self.path)
