@@ -21,15 +21,24 @@ from cloud.planning.evaluate import RouteOrder, evaluate
 from cloud.planning.model import Problem
 from cloud.planning.result import Plan
 
-Engine = Literal["auto", "ortools", "pyvrp"]
+Engine = Literal["auto", "ortools", "pyvrp", "hybrid"]
+#: Share of the time limit the hybrid engine gives PyVRP on the relaxation; OR-Tools gets the rest.
+HYBRID_PYVRP_SHARE = 0.6
 #: ``progress(fraction_of_time_limit, best_cost_or_None)``, called from the solving thread.
 Progress = Callable[[float, float | None], None]
 
 
-def choose_engine(problem: Problem, *, warm: bool = False) -> Literal["ortools", "pyvrp"]:
+def choose_engine(problem: Problem, *, warm: bool = False) -> Literal["ortools", "pyvrp", "hybrid"]:
+    """PyVRP if it models everything; else PyVRP on a relaxation then OR-Tools; else OR-Tools."""
     from cloud.planning.pyvrp_engine import supports
+    from cloud.planning.relax import relaxed
 
-    return "pyvrp" if not warm and supports(problem) is None else "ortools"
+    if warm:
+        return "ortools"
+    if supports(problem) is None:
+        return "pyvrp"
+    loose = relaxed(problem)
+    return "hybrid" if loose is not None and supports(loose) is None else "ortools"
 
 
 def plan(
@@ -63,8 +72,30 @@ def plan(
         orders = pyvrp_engine.solve(
             problem, time_limit=time_limit, seed=seed, iterations=iterations, progress=progress
         )
-    elif chosen == "ortools":
-        from cloud.planning import ortools_engine
+    elif chosen in ("ortools", "hybrid"):
+        from cloud.planning import ortools_engine, pyvrp_engine
+        from cloud.planning.errors import NoSolutionError
+        from cloud.planning.relax import relaxed
+
+        ortools_limit = time_limit
+        if chosen == "hybrid" and not warm:
+            loose = relaxed(problem)
+            if loose is None or pyvrp_engine.supports(loose) is not None:
+                raise EngineError("the hybrid engine needs a relaxation PyVRP can model")
+            share = HYBRID_PYVRP_SHARE * time_limit
+            try:
+                initial = pyvrp_engine.solve(
+                    loose,
+                    time_limit=share,
+                    seed=seed,
+                    iterations=iterations,
+                    progress=None
+                    if progress is None
+                    else (lambda f, c: progress(f * HYBRID_PYVRP_SHARE, c)),
+                )
+            except NoSolutionError:
+                initial = None  # OR-Tools constructs its own first solution
+            ortools_limit = time_limit - (time.monotonic() - began)
 
         settings = (
             ortools_settings
@@ -75,7 +106,7 @@ def plan(
             settings = ortools_engine.OrToolsSettings(solution_limit=iterations)
         orders = ortools_engine.solve(
             problem,
-            time_limit=time_limit,
+            time_limit=max(0.1, ortools_limit),
             seed=seed,
             settings=settings,
             initial=initial,
@@ -83,7 +114,7 @@ def plan(
             progress=progress,
         )
     else:
-        raise EngineError(f"unknown engine {engine!r}; choose auto, ortools or pyvrp")
+        raise EngineError(f"unknown engine {engine!r}; choose auto, ortools, pyvrp or hybrid")
     if progress is not None:
         progress(1.0, None)
     return evaluate(problem, orders, engine=chosen, runtime=time.monotonic() - began)

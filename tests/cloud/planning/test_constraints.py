@@ -48,14 +48,18 @@ def test_a_time_window_reverses_the_natural_order_and_the_eta_waits_for_it(engin
     assert route.end == 50 and route.distance == 40
 
 
-def test_several_windows_per_stop_use_the_later_one_when_the_first_is_missed() -> None:
+RICH = pytest.mark.parametrize("engine", ["ortools", "hybrid"])
+
+
+@RICH
+def test_several_windows_per_stop_use_the_later_one_when_the_first_is_missed(engine: str) -> None:
     # x=10 is reached at 10, after the first window (0-5): service waits for 50-60.
     b = line_builder()
     b.add_stop(id="a", location=at(10), windows=[(0, 5), (50, 60)], required=True)
     problem = b.build(travel=LINE)
-    assert choose_engine(problem) == "ortools"
-    p = plan(problem, time_limit=TL, seed=1)
-    assert p.is_feasible() and p.engine == "ortools"
+    assert choose_engine(problem) == "hybrid"  # PyVRP on the longest window, then OR-Tools
+    p = plan(problem, time_limit=TL, seed=1, engine=engine)  # type: ignore[arg-type]
+    assert p.is_feasible() and p.engine == engine
     assert 50 <= p.routes[0].visits[0].start <= 60
 
 
@@ -101,7 +105,8 @@ def test_a_van_of_limited_range_drops_the_stop_beyond_it() -> None:
         assert [(d.stop_id, "range" in d.reason) for d in p.dropped] == [("out", True)]
 
 
-def test_a_break_is_taken_in_its_window_and_delays_the_return() -> None:
+@RICH
+def test_a_break_is_taken_in_its_window_and_delays_the_return(engine: str) -> None:
     # Drive 0->10->20->0 = 40 s; a 50 s break must start between 15 and 30, and the shift ends
     # at 100, too soon to take it at the depot before leaving: the route lasts 40 + 50 = 90 s.
     b = ProblemBuilder()
@@ -116,8 +121,8 @@ def test_a_break_is_taken_in_its_window_and_delays_the_return() -> None:
     )
     b.add_stop(id="a", location=at(10), required=True)
     b.add_stop(id="b", location=at(20), required=True)
-    p = plan(b.build(travel=LINE), time_limit=TL, seed=1)
-    assert p.engine == "ortools" and p.is_feasible(), p.summary()
+    p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)  # type: ignore[arg-type]
+    assert p.engine == engine and p.is_feasible(), p.summary()
     (route,) = p.routes
     (brk,) = route.breaks
     assert 15 <= brk.start <= 30 and brk.duration == 50
