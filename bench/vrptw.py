@@ -1,11 +1,12 @@
 """Our planner against PyVRP on the Solomon and Gehring-Homberger VRPTW benchmarks.
 
     python -m bench.vrptw --time-limit 30 [--instances C101 R101 ...] [--set solomon|gh|all]
-                          [--engines ours,pyvrp] [--seed 1] [--ortools]
+                          [--engines ours,pyvrp] [--seed 1] [--ours-engine auto|ortools|hybrid]
 
 Each engine runs alone on an instance (one at a time: the machine has two cores), for the same wall
-time. ``ours`` is ``cloud.planning.plan`` (``engine="auto"``, or the OR-Tools engine with
-``--ortools``), read by our own VRPLIB reader and costed by our own plan evaluator; ``pyvrp`` is
+time. ``ours`` is ``cloud.planning.plan``: ``engine="auto"``, which is PyVRP on these plain
+VRPTW instances; ``--ours-engine ortools`` measures our OR-Tools model, ``hybrid`` PyVRP then
+OR-Tools. It reads with our VRPLIB reader and is costed by our plan evaluator. ``pyvrp`` is
 PyVRP 0.14 straight from its own reader (``round_func="dimacs"``), the reference.
 Instances from ``../shared/benchmarks/vrptw`` (the repository root's sibling), DIMACS convention:
 cost = total distance, distances truncated to one decimal; gap = cost / best-known - 1.
@@ -55,15 +56,16 @@ def klass(name: str) -> str:
     return f"{m.group(1)}{m.group(2)}"
 
 
-def run_ours(
-    path: Path, *, time_limit: float, seed: int, ortools: bool
-) -> tuple[float | None, str]:
+def run_ours(path: Path, *, time_limit: float, seed: int, engine: str) -> tuple[float | None, str]:
     from cloud.planning import plan
     from cloud.planning.formats import read_vrplib
 
     problem = read_vrplib(path)
     result = plan(
-        problem, time_limit=time_limit, seed=seed, engine="ortools" if ortools else "auto"
+        problem,
+        time_limit=time_limit,
+        seed=seed,
+        engine=engine,  # type: ignore[arg-type]
     )
     if not result.is_feasible():
         return (
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", choices=("all", "solomon", "gh"), default="all")
     ap.add_argument("--engines", default="ours,pyvrp")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--ortools", action="store_true", help="force our OR-Tools engine for 'ours'")
+    ap.add_argument("--ours-engine", choices=("auto", "ortools", "hybrid"), default="auto")
     args = ap.parse_args(argv)
     bks = _bks()
     if args.instances:
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if e == "ours":
                     cost, how = run_ours(
-                        path, time_limit=args.time_limit, seed=args.seed, ortools=args.ortools
+                        path, time_limit=args.time_limit, seed=args.seed, engine=args.ours_engine
                     )
                 else:
                     cost, how = run_pyvrp(path, time_limit=args.time_limit, seed=args.seed)
