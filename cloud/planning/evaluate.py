@@ -73,6 +73,10 @@ def evaluate(
         van = problem.van(order.van_id)
         start_t = max(order.start if order.start is not None else van.shift_start, van.shift_start)
         start_t = max(start_t, problem.depot(van.start_depot).opens)
+        if start_t > problem.depot(van.start_depot).closes:
+            violations.append(
+                f"van {van.id}: leaves at {start_t}, after depot {van.start_depot} closes"
+            )
         trip_loads = _trip_loads(problem, van, order.visits)
         trip = 0
         load = trip_loads[0]
