@@ -10,7 +10,7 @@ import pytest
 
 from cloud.planning import Break, Load, ProblemBuilder, plan
 from cloud.planning.solve import choose_engine
-from tests.cloud.planning.conftest import LINE, at, line_builder
+from tests.cloud.planning.conftest import LINE, at, line_builder, one_van
 
 BOTH = pytest.mark.parametrize("engine", ["ortools", "pyvrp"])
 TL = 1.0
@@ -87,20 +87,11 @@ def test_a_skill_sends_the_stop_to_the_one_van_that_has_it_or_drops_it_with_why(
 
 
 def test_a_van_of_limited_range_drops_the_stop_beyond_it() -> None:
-    b = ProblemBuilder()
-    b.add_depot(id="d", location=at(0))
-    b.add_van(
-        id="ev",
-        depot="d",
-        capacity=Load(parcels=9),
-        shift_start=0,
-        shift_end=9_999,
-        max_distance=100,
-    )
+    b = one_van(id="ev", max_distance=100)
     b.add_stop(id="in", location=at(40))  # 80 m round trip
     b.add_stop(id="out", location=at(60))  # 120 m round trip
     for engine in ("ortools", "pyvrp"):
-        p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)  # type: ignore[arg-type]
+        p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)
         assert p.routes[0].stop_ids == ("in",) and p.routes[0].distance == 80
         assert [(d.stop_id, "range" in d.reason) for d in p.dropped] == [("out", True)]
 
@@ -109,16 +100,7 @@ def test_a_van_of_limited_range_drops_the_stop_beyond_it() -> None:
 def test_a_break_is_taken_in_its_window_and_delays_the_return(engine: str) -> None:
     # Drive 0->10->20->0 = 40 s; a 50 s break must start between 15 and 30, and the shift ends
     # at 100, too soon to take it at the depot before leaving: the route lasts 40 + 50 = 90 s.
-    b = ProblemBuilder()
-    b.add_depot(id="d", location=at(0))
-    b.add_van(
-        id="v",
-        depot="d",
-        capacity=Load(parcels=9),
-        shift_start=0,
-        shift_end=100,
-        breaks=[Break(earliest=15, latest=30, duration=50)],
-    )
+    b = one_van(shift_end=100, breaks=[Break(earliest=15, latest=30, duration=50)])
     b.add_stop(id="a", location=at(10), required=True)
     b.add_stop(id="b", location=at(20), required=True)
     p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)  # type: ignore[arg-type]
@@ -131,16 +113,7 @@ def test_a_break_is_taken_in_its_window_and_delays_the_return(engine: str) -> No
 
 def test_a_break_that_cannot_fit_before_a_deadline_drops_the_stop() -> None:
     # The break (earliest 0, latest 5, 100 s) must come first: x=20 due by 50 cannot be made.
-    b = ProblemBuilder()
-    b.add_depot(id="d", location=at(0))
-    b.add_van(
-        id="v",
-        depot="d",
-        capacity=Load(parcels=9),
-        shift_start=0,
-        shift_end=9_999,
-        breaks=[Break(earliest=0, latest=5, duration=100)],
-    )
+    b = one_van(breaks=[Break(earliest=0, latest=5, duration=100)])
     b.add_stop(id="urgent", location=at(20), windows=[(0, 50)])
     p = plan(b.build(travel=LINE), time_limit=TL, seed=1)
     assert [d.stop_id for d in p.dropped] == ["urgent"]
@@ -179,17 +152,7 @@ def test_a_second_trip_with_a_reload_serves_what_one_van_load_cannot() -> None:
     # Capacity 2, two stops of 2: 0->10->0 (reload) ->11->0 = 20 + 22 = 42 with two trips;
     # with one trip allowed the van serves one stop and drops the other.
     for trips, expected in ((2, (42, 0)), (1, (20, 1))):
-        b = ProblemBuilder()
-        b.add_depot(id="d", location=at(0))
-        b.add_van(
-            id="v",
-            depot="d",
-            capacity=Load(parcels=2),
-            shift_start=0,
-            shift_end=9_999,
-            max_trips=trips,
-            reload_time=5,
-        )
+        b = one_van(capacity=Load(parcels=2), max_trips=trips, reload_time=5)
         b.add_stop(id="a", location=at(10), load=Load(parcels=2))
         b.add_stop(id="b", location=at(11), load=Load(parcels=2))
         p = plan(b.build(travel=LINE), time_limit=TL, seed=1)
@@ -223,23 +186,14 @@ def test_priority_decides_which_stop_is_dropped_when_not_all_fit() -> None:
     b.add_stop(id="near", location=at(5), priority=1)
     b.add_stop(id="far-urgent", location=at(50), priority=5)
     for engine in ("ortools", "pyvrp"):
-        p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)  # type: ignore[arg-type]
+        p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)
         assert p.routes[0].stop_ids == ("far-urgent",)
         assert [d.stop_id for d in p.dropped] == ["near"]
 
 
 @BOTH
 def test_the_cheaper_van_per_km_gets_the_work(engine: str) -> None:
-    b = ProblemBuilder()
-    b.add_depot(id="d", location=at(0))
-    b.add_van(
-        id="diesel",
-        depot="d",
-        capacity=Load(parcels=9),
-        shift_start=0,
-        shift_end=999,
-        cost_per_km=3,
-    )
+    b = one_van(id="diesel", shift_end=999, cost_per_km=3)
     b.add_van(
         id="ebike", depot="d", capacity=Load(parcels=9), shift_start=0, shift_end=999, cost_per_km=1
     )
@@ -268,7 +222,7 @@ def test_a_stop_no_van_can_reach_before_its_shift_ends_is_dropped_with_why() -> 
     b.add_stop(id="ok", location=at(30))
     b.add_stop(id="too-far", location=at(60))  # 120 s round trip > 100 s shift
     for engine in ("ortools", "pyvrp"):
-        p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)  # type: ignore[arg-type]
+        p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)
         assert p.routes[0].stop_ids == ("ok",)
         (d,) = p.dropped
         assert d.stop_id == "too-far" and "no van can reach it" in d.reason
@@ -289,5 +243,5 @@ def test_volume_and_weight_bind_like_parcels() -> None:
     b.add_stop(id="a", location=at(10), load=Load(parcels=1, volume=5, weight=20), required=True)
     b.add_stop(id="b", location=at(11), load=Load(parcels=1, volume=5, weight=20), required=True)
     for engine in ("ortools", "pyvrp"):
-        p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)  # type: ignore[arg-type]
+        p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)
         assert p.is_feasible() and len(p.routes) == 2 and p.distance == 42

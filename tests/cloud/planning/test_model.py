@@ -29,7 +29,7 @@ def test_exactly_one_module_imports_ortools() -> None:
         (lambda b: b.add_stop(id="s1", location=at(1)), "stop 's1'", "duplicate id"),
         (lambda b: b.add_stop(id="", location=at(1)), "stop ''", "non-empty"),
         (lambda b: b.add_stop(id="x", location=(float("nan"), 0)), "stop 'x'", "finite"),
-        (lambda b: b.add_stop(id="x", location="here"), "stop 'x'", "pair of numbers"),  # type: ignore[arg-type]
+        (lambda b: b.add_stop(id="x", location="here"), "stop 'x'", "pair of numbers"),
         (
             lambda b: b.add_stop(id="x", location=at(1), windows=[(50, 10)]),
             "stop 'x'",
@@ -41,8 +41,8 @@ def test_exactly_one_module_imports_ortools() -> None:
             "overlap",
         ),
         (lambda b: b.add_stop(id="x", location=at(1), load=Load(parcels=-2)), "stop 'x'", ">= 0"),
-        (lambda b: b.add_stop(id="x", location=at(1), service_time=1.5), "stop 'x'", "integer"),  # type: ignore[arg-type]
-        (lambda b: b.add_stop(id="x", location=at(1), kind="teleport"), "stop 'x'", "kind"),  # type: ignore[arg-type]
+        (lambda b: b.add_stop(id="x", location=at(1), service_time=1.5), "stop 'x'", "integer"),
+        (lambda b: b.add_stop(id="x", location=at(1), kind="teleport"), "stop 'x'", "kind"),
         (lambda b: b.add_stop(id="x", location=at(1), priority=0), "stop 'x'", ">= 1"),
         (
             lambda b: b.add_van(id="v1", depot="d", capacity=Load(), shift_start=0, shift_end=9),
