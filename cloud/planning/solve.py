@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cloud.planning.errors import EngineError
 from cloud.planning.evaluate import RouteOrder, evaluate
 from cloud.planning.model import Problem
 from cloud.planning.result import Plan
+
+if TYPE_CHECKING:  # the engines are imported only when chosen
+    from cloud.planning.ortools_engine import OrToolsSettings
 
 Engine = Literal["auto", "ortools", "pyvrp", "hybrid"]
 #: Share of the time limit the hybrid engine gives PyVRP on the relaxation; OR-Tools gets the rest.
@@ -51,7 +54,7 @@ def plan(
     iterations: int | None = None,
     initial: Sequence[RouteOrder] | None = None,
     first_stop: dict[str, str] | None = None,
-    ortools_settings: object | None = None,
+    ortools_settings: OrToolsSettings | None = None,
 ) -> Plan:
     """Plan routes for ``problem`` within ``time_limit`` seconds.
 
@@ -97,11 +100,7 @@ def plan(
                 initial = None  # OR-Tools constructs its own first solution
             ortools_limit = time_limit - (time.monotonic() - began)
 
-        settings = (
-            ortools_settings
-            if isinstance(ortools_settings, ortools_engine.OrToolsSettings)
-            else None
-        )
+        settings = ortools_settings
         if iterations is not None and settings is None:
             settings = ortools_engine.OrToolsSettings(solution_limit=iterations)
         orders = ortools_engine.solve(
