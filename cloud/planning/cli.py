@@ -34,7 +34,7 @@ class ProgressBar:
         if filled == self._shown and fraction < 1.0:
             return
         self._shown = filled
-        cost = f" best {best:,.0f}" if best is not None else ""
+        cost = f" cost {best:,.0f}" if best is not None else ""
         bar = "#" * filled + "." * (self.width - filled)
         self.stream.write(f"\rplanning [{bar}] {100 * fraction:3.0f}%{cost}   ")
         if fraction >= 1.0:

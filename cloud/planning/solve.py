@@ -98,20 +98,31 @@ def plan(
                 )
             except NoSolutionError:
                 initial = None  # OR-Tools constructs its own first solution
-            ortools_limit = time_limit - (time.monotonic() - began)
+            # OR-Tools needs time to read the routes in and schedule breaks even on a loaded
+            # machine; a hybrid run may overshoot its limit a little rather than fail.
+            ortools_limit = max(
+                (1 - HYBRID_PYVRP_SHARE) * time_limit, time_limit - (time.monotonic() - began)
+            )
 
         settings = ortools_settings
         if iterations is not None and settings is None:
             settings = ortools_engine.OrToolsSettings(solution_limit=iterations)
-        orders = ortools_engine.solve(
-            problem,
-            time_limit=max(0.1, ortools_limit),
-            seed=seed,
-            settings=settings,
-            initial=initial,
-            first_stop=first_stop,
-            progress=progress,
-        )
+        try:
+            orders = ortools_engine.solve(
+                problem,
+                time_limit=max(0.1, ortools_limit),
+                seed=seed,
+                settings=settings,
+                initial=initial,
+                first_stop=first_stop,
+                progress=progress,
+            )
+        except NoSolutionError:
+            if chosen != "hybrid" or not initial:
+                raise
+            # OR-Tools found nothing in its share: PyVRP's routes, checked against the full
+            # problem (the evaluator reports any constraint they break), beat no plan at all.
+            orders = list(initial)
     else:
         raise EngineError(f"unknown engine {engine!r}; choose auto, ortools, pyvrp or hybrid")
     if progress is not None:

@@ -43,3 +43,13 @@ def test_a_garbage_file_exits_2_with_the_reason(
     bad.write_text('{"depots": []}')
     assert main(["plan", str(bad), "--time-limit", "1"]) == 2
     assert "vans: Field required" in capsys.readouterr().err
+
+
+def test_plan_the_example_json_with_a_break_several_windows_and_a_locker(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = Path(__file__).resolve().parents[3] / "docs" / "plan-example.json"
+    assert main(["plan", str(example), "--time-limit", "1", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("plan berlin-mitte-morning by hybrid") and ": feasible" in out
+    assert "7 stops served, 0 dropped" in out

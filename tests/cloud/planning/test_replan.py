@@ -157,3 +157,10 @@ def test_changes_naming_unknown_stops_or_vans_are_refused() -> None:
             travel=LINE,
             new_stops=[Stop("e2", at(1), "pickup", Load(parcels=1), 0, (TimeWindow(0, 9),))],
         )
+
+
+def test_with_nothing_changed_the_replan_keeps_the_routes_the_drivers_have() -> None:
+    problem, current, east, west = _town()
+    result = replan(problem, current, _underway(east, west), travel=LINE, time_limit=TL)
+    assert result.plan.route_of(east).stop_ids == ("e2", "e3")  # type: ignore[union-attr]
+    assert result.plan.route_of(west).stop_ids == current.route_of(west).stop_ids  # type: ignore[union-attr]
