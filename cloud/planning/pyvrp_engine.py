@@ -4,8 +4,9 @@ PyVRP is far stronger than OR-Tools' local search on plain VRPTW/CVRP (0.09 % vs
 best-known on Solomon at 30 s, measured on this machine), so ``plan(engine="auto")`` sends a problem
 here when nothing in it needs OR-Tools: several depots, capacities in up to three kinds, deliveries
 with pickups/returns on the same route, one time window per stop, shifts, range, integral costs per
-km, optional stops with drop penalties. Breaks, skills, several windows per stop, pickup-and-
-delivery pairs and multiple trips go to OR-Tools (:func:`supports` says which and why).
+km, optional stops with drop penalties, and skills (one routing profile per set of van skills, in
+which the stops a van may not serve are out of reach). Breaks, several windows per stop,
+pickup-and-delivery pairs and multiple trips go to OR-Tools (:func:`supports` says which and why).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from cloud.planning.model import Problem, Van
 
 ProgressFn = Callable[[float, float | None], None]
 _MAX = np.iinfo(np.int64).max // 4
+#: Distance and duration to and from a stop a van lacks the skills for: never worth it, and
+#: past every time window, so a route using it is infeasible rather than merely dear.
+_OUT_OF_REACH = 10**9
 
 
 def supports(problem: Problem) -> str | None:
@@ -34,8 +38,6 @@ def supports(problem: Problem) -> str | None:
         return "driver breaks"
     if any(v.max_trips > 1 for v in problem.vans):
         return "multiple trips with reloads"
-    if any(s.skills for s in problem.stops):
-        return "skills"
     if any(len(s.windows) > 1 for s in problem.stops):
         return "several time windows per stop"
     if any(not float(v.cost_per_km).is_integer() for v in problem.vans):
@@ -74,6 +76,7 @@ def _vehicle_key(van: Van) -> tuple[object, ...]:
         van.cost_per_km,
         van.cost_per_hour,
         van.fixed_cost,
+        tuple(sorted(van.skills)),
     )
 
 
@@ -120,9 +123,13 @@ def solve(
     for van in problem.vans:
         groups.setdefault(_vehicle_key(van), []).append(van)
     type_vans: list[list[Van]] = []
+    skill_sets = sorted({v.skills for v in problem.vans}, key=sorted)
+    use_profiles = any(st.skills for st in problem.stops)
+    profiles = [m.add_profile(name=",".join(sorted(k))) for k in skill_sets] if use_profiles else []
     for members in groups.values():
         van = members[0]
         m.add_vehicle_type(
+            profile=profiles[skill_sets.index(van.skills)] if use_profiles else None,
             num_available=len(members),
             capacity=[van.capacity.of(k) for k in kinds],
             start_depot=depots[van.start_depot],
@@ -136,7 +143,21 @@ def solve(
             name=van.id,
         )
         type_vans.append(members)
-    matrices: Any = ([np.asarray(problem.distance)], [np.asarray(problem.duration)])
+    if use_profiles:
+        dists, durs = [], []
+        for skills in skill_sets:
+            dist, dur = np.array(problem.distance), np.array(problem.duration)
+            for i, st in enumerate(problem.stops):
+                if not st.skills <= skills:
+                    for mat in (dist, dur):
+                        mat[base + i, :] = _OUT_OF_REACH
+                        mat[:, base + i] = _OUT_OF_REACH
+                        mat[base + i, base + i] = 0
+            dists.append(dist)
+            durs.append(dur)
+        matrices: Any = (dists, durs)
+    else:
+        matrices = ([np.asarray(problem.distance)], [np.asarray(problem.duration)])
     data = m.data().replace(distance_matrices=matrices[0], duration_matrices=matrices[1])
     stop = _Progress(time_limit=time_limit, iterations=iterations, report=progress)
     params = pyvrp.SolveParams()

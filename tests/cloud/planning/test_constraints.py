@@ -63,7 +63,10 @@ def test_several_windows_per_stop_use_the_later_one_when_the_first_is_missed(eng
     assert 50 <= p.routes[0].visits[0].start <= 60
 
 
-def test_a_skill_sends_the_stop_to_the_one_van_that_has_it_or_drops_it_with_why() -> None:
+@BOTH
+def test_a_skill_sends_the_stop_to_the_one_van_that_has_it_or_drops_it_with_why(
+    engine: str,
+) -> None:
     b = ProblemBuilder()
     b.add_depot(id="near", location=at(0))
     b.add_depot(id="far", location=at(100))
@@ -78,8 +81,8 @@ def test_a_skill_sends_the_stop_to_the_one_van_that_has_it_or_drops_it_with_why(
     )
     b.add_stop(id="ice", location=at(10), skills=["cooled"])
     b.add_stop(id="pharma", location=at(11), skills=["cooled", "adr"])
-    p = plan(b.build(travel=LINE), time_limit=TL, seed=1)
-    assert p.engine == "ortools"
+    p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)  # type: ignore[arg-type]
+    assert p.violations == ()
     visit = p.visit_of("ice")
     assert visit is not None and visit[0] == "cold"
     (dropped,) = p.dropped
