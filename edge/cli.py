@@ -66,7 +66,7 @@ def _plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="a Solomon/VRPLIB file or our .json")
     parser.add_argument("--time-limit", type=float, required=True, help="seconds of search")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--engine", choices=("auto", "ortools", "pyvrp"), default="auto")
+    parser.add_argument("--engine", choices=("auto", "ortools", "pyvrp", "hybrid"), default="auto")
     parser.add_argument("--geojson", type=Path, default=None, help="write the routes as GeoJSON")
 
 
