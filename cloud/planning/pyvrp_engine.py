@@ -4,9 +4,9 @@ PyVRP is far stronger than OR-Tools' local search on plain VRPTW/CVRP (0.09 % vs
 best-known on Solomon at 30 s, measured on this machine), so ``plan(engine="auto")`` sends a problem
 here when nothing in it needs OR-Tools: several depots, capacities in up to three kinds, deliveries
 with pickups/returns on the same route, one time window per stop, shifts, range, integral costs per
-km, optional stops with drop penalties, and skills (one routing profile per set of van skills, in
-which the stops a van may not serve are out of reach). Breaks, several windows per stop,
-pickup-and-delivery pairs and multiple trips go to OR-Tools (:func:`supports` says which and why).
+km, optional stops with drop penalties, pickup-and-delivery pairs (PyVRP's shipments), and
+skills (one routing profile per set of van skills, in which the stops a van may not serve are
+out of reach). Breaks, several windows per stop and multiple trips go to OR-Tools (:func:`supports` says which and why).
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ _OUT_OF_REACH = 10**9
 
 def supports(problem: Problem) -> str | None:
     """``None`` if PyVRP can solve ``problem`` exactly as modelled, else the reason it cannot."""
-    if problem.pairs:
-        return "pickup-and-delivery pairs"
     if any(v.breaks for v in problem.vans):
         return "driver breaks"
     if any(v.max_trips > 1 for v in problem.vans):
@@ -103,7 +101,12 @@ def solve(
     for i, d in enumerate(problem.depots):
         depots[d.id] = m.add_depot(locs[i], tw_early=d.opens, tw_late=d.closes, name=d.id)
     base = len(problem.depots)
+    paired = {p.pickup for p in problem.pairs} | {p.delivery for p in problem.pairs}
+    client_ids: list[str] = []
     for i, s in enumerate(problem.stops):
+        if s.id in paired:
+            continue  # a shipment, below
+        client_ids.append(s.id)
         pickup_like = s.kind in ("pickup", "return")
         amounts = [s.load.of(k) for k in kinds]
         zero = [0] * len(kinds)
@@ -118,6 +121,24 @@ def solve(
             prize=0 if s.required else problem.drop_penalty * s.priority,
             required=s.required,
             name=s.id,
+        )
+    for pair in problem.pairs:
+        up, down = problem.stop(pair.pickup), problem.stop(pair.delivery)
+        pw = up.windows[0] if up.windows else None
+        dw = down.windows[0] if down.windows else None
+        m.add_shipment(
+            locs[problem.index_of[up.id]],
+            locs[problem.index_of[down.id]],
+            pickup_tw_early=pw.start if pw else 0,
+            pickup_tw_late=pw.end if pw else _MAX,
+            pickup_service_duration=up.service_time,
+            delivery_tw_early=dw.start if dw else 0,
+            delivery_tw_late=dw.end if dw else _MAX,
+            delivery_service_duration=down.service_time,
+            amount=[up.load.of(k) for k in kinds],
+            prize=0 if up.required else problem.drop_penalty * (up.priority + down.priority),
+            required=up.required,
+            name=f"{up.id}->{down.id}",
         )
     groups: dict[tuple[object, ...], list[Van]] = {}
     for van in problem.vans:
@@ -177,6 +198,15 @@ def solve(
     orders = []
     for route in result.best.routes():
         van = free[route.vehicle_type()].pop(0)
-        visits = tuple(problem.stops[a.idx].id for a in route if a.is_client())
+        visits = tuple(_visit_id(problem, client_ids, a) for a in route if not a.is_depot())
         orders.append(RouteOrder(van_id=van.id, visits=visits, start=int(route.start_time())))
     return orders
+
+
+def _visit_id(problem: Problem, client_ids: list[str], activity: Any) -> str:
+    """Our stop id for a PyVRP activity: a client, or one end of a shipment (a pair)."""
+    idx: int = activity.idx
+    if activity.is_client():
+        return client_ids[idx]
+    pair = problem.pairs[idx]
+    return pair.pickup if bool(activity.is_pickup()) else pair.delivery

@@ -123,7 +123,8 @@ def test_a_break_that_cannot_fit_before_a_deadline_drops_the_stop() -> None:
     assert p.violations == ()
 
 
-def test_a_pickup_is_delivered_later_by_the_same_van_within_capacity() -> None:
+@BOTH
+def test_a_pickup_is_delivered_later_by_the_same_van_within_capacity(engine: str) -> None:
     # Capacity 1. The van leaves with the parcel for x=5, so it must drop it before picking up at
     # x=10, then delivers that at x=-10: 0->5->10->-10->0 = 40, the only feasible order.
     b = line_builder(capacity=1)
@@ -132,8 +133,8 @@ def test_a_pickup_is_delivered_later_by_the_same_van_within_capacity() -> None:
     b.add_stop(id="D", kind="delivery", location=at(-10), required=True)
     b.add_pair(pickup="P", delivery="D")
     problem = b.build(travel=LINE)
-    assert choose_engine(problem) == "ortools"
-    p = plan(problem, time_limit=TL, seed=1)
+    assert choose_engine(problem) == "pyvrp"  # a PyVRP shipment
+    p = plan(problem, time_limit=TL, seed=1, engine=engine)  # type: ignore[arg-type]
     assert p.is_feasible(), p.summary()
     assert p.routes[0].stop_ids == ("plain", "P", "D") and p.distance == 40
     assert p.routes[0].departure_load.parcels == 1
