@@ -96,10 +96,18 @@ def replan(
     for route in current.routes:
         for sid in route.stop_ids:
             owner[sid] = route.van_id
+    # On board: a departed van's undelivered depot parcels, and the parcels of pairs whose pickup
+    # is done (the delivery of a pair not yet picked up is not on board yet).
+    pair_of = {p.delivery: p.pickup for p in problem.pairs}
     onboard: dict[str, str] = {}
     for sid, vid in owner.items():
         s = problem.stop(sid)
-        if vid in departed and sid not in state.completed and s.kind in ("delivery", "locker"):
+        if sid in state.completed or s.kind not in ("delivery", "locker"):
+            continue
+        if sid in pair_of:
+            if pair_of[sid] in state.completed:
+                onboard[sid] = vid
+        elif vid in departed:
             onboard[sid] = vid
     stranded = tuple(
         DroppedStop(sid, f"parcels on board van {vid}, which broke down")
@@ -107,7 +115,7 @@ def replan(
         if vid in broken and sid not in cancelled
     )
     gone = set(state.completed) | cancelled | {d.stop_id for d in stranded}
-    # A pair half done keeps its other half as a plain stop on the same van (parcel on board).
+    # A pair half done keeps its delivery as a plain stop on the same van (parcel on board).
     b = ProblemBuilder(name=f"{problem.name}@{state.now}", drop_penalty=problem.drop_penalty)
     for d in problem.depots:
         b.add_depot(id=d.id, location=d.location, opens=d.opens, closes=d.closes)
@@ -155,9 +163,6 @@ def replan(
         priority = s.priority
         if s.id in onboard:
             skills.add(_van_skill(onboard[s.id]))
-            priority *= COMMITTED_PRIORITY_FACTOR
-        elif s.id in half:
-            skills.add(_van_skill(owner[s.id]))
             priority *= COMMITTED_PRIORITY_FACTOR
         b.add_existing(replace(s, skills=frozenset(skills), priority=priority))
     for s in new_stops:

@@ -164,3 +164,30 @@ def test_with_nothing_changed_the_replan_keeps_the_routes_the_drivers_have() -> 
     result = replan(problem, current, _underway(east, west), travel=LINE, time_limit=TL)
     assert result.plan.route_of(east).stop_ids == ("e2", "e3")  # type: ignore[union-attr]
     assert result.plan.route_of(west).stop_ids == current.route_of(west).stop_ids  # type: ignore[union-attr]
+
+
+def test_a_parcel_picked_up_for_a_pair_stays_on_its_van_and_is_stranded_if_it_breaks() -> None:
+    b = ProblemBuilder(name="courier")
+    b.add_depot(id="d", location=at(0))
+    for v in ("v1", "v2"):
+        b.add_van(id=v, depot="d", capacity=Load(parcels=3), shift_start=0, shift_end=1000)
+    b.add_stop(id="P", kind="pickup", location=at(-5))
+    b.add_stop(id="D", kind="delivery", location=at(-25))
+    b.add_stop(id="e", location=at(30))
+    b.add_pair(pickup="P", delivery="D")
+    problem = b.build(travel=LINE)
+    current = plan(problem, time_limit=TL, seed=1, engine="ortools")
+    van = current.visit_of("P")[0]  # type: ignore[index]
+    other = next(v.id for v in problem.vans if v.id != van)
+    state = FleetState(
+        now=10,
+        positions={van: VanPosition(van, at(-8), 10), other: VanPosition(other, at(5), 10)},
+        completed=frozenset({"P"}),
+    )
+    result = replan(problem, current, state, travel=LINE, time_limit=TL)
+    assert result.plan.visit_of("D")[0] == van  # type: ignore[index]
+    route = result.plan.route_of(van)
+    assert route is not None  # it carries D (and e if it was its stop): all deliveries, on board
+    assert route.departure_load.parcels == len(route.stop_ids)
+    broken = replan(problem, current, state, travel=LINE, broken=[van], time_limit=TL)
+    assert [s.stop_id for s in broken.stranded] == ["D"]
