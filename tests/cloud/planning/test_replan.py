@@ -190,4 +190,5 @@ def test_a_parcel_picked_up_for_a_pair_stays_on_its_van_and_is_stranded_if_it_br
     assert route is not None  # it carries D (and e if it was its stop): all deliveries, on board
     assert route.departure_load.parcels == len(route.stop_ids)
     broken = replan(problem, current, state, travel=LINE, broken=[van], time_limit=TL)
-    assert [s.stop_id for s in broken.stranded] == ["D"]
+    on_van = set(current.route_of(van).stop_ids) - {"P"}  # type: ignore[union-attr]
+    assert {s.stop_id for s in broken.stranded} == on_van and "D" in on_van
