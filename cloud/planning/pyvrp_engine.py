@@ -6,7 +6,8 @@ here when nothing in it needs OR-Tools: several depots, capacities in up to thre
 with pickups/returns on the same route, one time window per stop, shifts, range, integral costs per
 km, optional stops with drop penalties, pickup-and-delivery pairs (PyVRP's shipments), and
 skills (one routing profile per set of van skills, in which the stops a van may not serve are
-out of reach). Breaks, several windows per stop and multiple trips go to OR-Tools (:func:`supports` says which and why).
+out of reach), multiple trips (reloads at a twin of the depot). Breaks and several windows per
+stop go to OR-Tools (:func:`supports` says which and why).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pyvrp
 from pyvrp.stop import MaxIterations, MaxRuntime
 
 from cloud.planning.errors import NoSolutionError
-from cloud.planning.evaluate import RouteOrder
+from cloud.planning.evaluate import RELOAD, RouteOrder
 from cloud.planning.model import Problem, Van
 
 ProgressFn = Callable[[float, float | None], None]
@@ -34,8 +35,6 @@ def supports(problem: Problem) -> str | None:
     """``None`` if PyVRP can solve ``problem`` exactly as modelled, else the reason it cannot."""
     if any(v.breaks for v in problem.vans):
         return "driver breaks"
-    if any(v.max_trips > 1 for v in problem.vans):
-        return "multiple trips with reloads"
     if any(len(s.windows) > 1 for s in problem.stops):
         return "several time windows per stop"
     if any(not float(v.cost_per_km).is_integer() for v in problem.vans):
@@ -75,6 +74,8 @@ def _vehicle_key(van: Van) -> tuple[object, ...]:
         van.cost_per_hour,
         van.fixed_cost,
         tuple(sorted(van.skills)),
+        van.max_trips,
+        van.reload_time,
     )
 
 
@@ -100,6 +101,19 @@ def solve(
     depots = {}
     for i, d in enumerate(problem.depots):
         depots[d.id] = m.add_depot(locs[i], tw_early=d.opens, tw_late=d.closes, name=d.id)
+    # Reloads: a twin of the van's depot whose service time is the reload time.
+    reload_depots = {}
+    for van in problem.vans:
+        key = (van.start_depot, van.reload_time)
+        if van.max_trips > 1 and key not in reload_depots:
+            d = problem.depot(van.start_depot)
+            reload_depots[key] = m.add_depot(
+                locs[problem.index_of[d.id]],
+                tw_early=d.opens,
+                tw_late=d.closes,
+                service_duration=van.reload_time,
+                name=f"{d.id}/reload",
+            )
     base = len(problem.depots)
     paired = {p.pickup for p in problem.pairs} | {p.delivery for p in problem.pairs}
     client_ids: list[str] = []
@@ -161,6 +175,10 @@ def solve(
             max_distance=van.max_distance if van.max_distance is not None else _MAX,
             unit_distance_cost=round(van.cost_per_km),
             unit_duration_cost=round(van.cost_per_hour * 1000 / 3600),
+            reload_depots=[reload_depots[(van.start_depot, van.reload_time)]]
+            if van.max_trips > 1
+            else [],
+            max_reloads=van.max_trips - 1,
             name=van.id,
         )
         type_vans.append(members)
@@ -198,7 +216,10 @@ def solve(
     orders = []
     for route in result.best.routes():
         van = free[route.vehicle_type()].pop(0)
-        visits = tuple(_visit_id(problem, client_ids, a) for a in route if not a.is_depot())
+        acts = list(route)  # start depot, visits (reloads are depots), end depot
+        visits = tuple(
+            RELOAD if a.is_depot() else _visit_id(problem, client_ids, a) for a in acts[1:-1]
+        )
         orders.append(RouteOrder(van_id=van.id, visits=visits, start=int(route.start_time())))
     return orders
 

@@ -7,9 +7,8 @@ The relaxation *tightens* rather than loosens where it can, so the routes are us
 - driver breaks are removed and each shift shortened by their total length;
 - a stop with several windows keeps only its longest one.
 
-Multiple trips cannot be tightened that way (one trip would be overfull); then there is no
-relaxation and OR-Tools starts from its own construction. (Skills and pickup-and-delivery pairs
-need no relaxing: the PyVRP engine models them.)
+Everything else (skills, pairs, reloads) the PyVRP engine models as it is. ``None`` is kept in
+the signature for a future constraint that cannot be tightened.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from cloud.planning.model import Problem
 
 
 def relaxed(problem: Problem) -> Problem | None:
-    if any(v.max_trips > 1 for v in problem.vans):
-        return None
     vans = tuple(
         replace(
             v,

@@ -152,14 +152,15 @@ def test_a_return_is_picked_up_after_the_delivery_that_frees_the_room(engine: st
     assert [v.load_after.parcels for v in p.routes[0].visits] == [0, 2]
 
 
-def test_a_second_trip_with_a_reload_serves_what_one_van_load_cannot() -> None:
+@BOTH
+def test_a_second_trip_with_a_reload_serves_what_one_van_load_cannot(engine: str) -> None:
     # Capacity 2, two stops of 2: 0->10->0 (reload) ->11->0 = 20 + 22 = 42 with two trips;
     # with one trip allowed the van serves one stop and drops the other.
     for trips, expected in ((2, (42, 0)), (1, (20, 1))):
         b = one_van(capacity=Load(parcels=2), max_trips=trips, reload_time=5)
         b.add_stop(id="a", location=at(10), load=Load(parcels=2))
         b.add_stop(id="b", location=at(11), load=Load(parcels=2))
-        p = plan(b.build(travel=LINE), time_limit=TL, seed=1)
+        p = plan(b.build(travel=LINE), time_limit=TL, seed=1, engine=engine)  # type: ignore[arg-type]
         assert p.violations == (), p.summary()
         assert (p.distance, len(p.dropped)) == expected
         if trips == 2:

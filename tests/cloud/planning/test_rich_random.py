@@ -82,7 +82,13 @@ def _rich(seed: int, *, breaks: bool, trips: int, multi: bool = True) -> Problem
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize(
     ("engine", "breaks", "trips"),
-    [("auto", False, 1), ("auto", True, 1), ("ortools", True, 2), ("pyvrp", False, 1)],
+    [
+        ("auto", False, 1),
+        ("auto", True, 1),
+        ("ortools", True, 2),
+        ("pyvrp", False, 1),
+        ("pyvrp", False, 2),
+    ],
 )
 def test_every_engine_returns_plans_the_evaluator_accepts(
     seed: int, engine: str, breaks: bool, trips: int
