@@ -1,8 +1,10 @@
 """One entry point: ``plan(problem, *, time_limit, seed) -> Plan``, whichever engine runs.
 
 ``engine="auto"`` takes PyVRP when it models every constraint of the problem (it is much stronger
-on plain VRPTW) and OR-Tools otherwise, or when a warm start or a pinned first stop is given
-(re-planning), which only the OR-Tools engine takes.
+than OR-Tools' local search); ``hybrid`` when only breaks or several windows per stop are beyond
+it (PyVRP solves a tightened relaxation, OR-Tools starts from its routes and enforces the rest);
+OR-Tools alone when a warm start or a pinned first stop is given (re-planning), which only the
+OR-Tools engine takes. ``iterations`` bounds the work: PyVRP iterations, OR-Tools solutions.
 
 Determinism: for a given seed and work bound (``iterations`` for PyVRP, ``solution_limit`` for
 OR-Tools) the plan is identical run to run. Under a wall-clock ``time_limit`` alone the engines
