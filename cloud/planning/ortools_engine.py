@@ -25,6 +25,7 @@ module PyVRP's routes as ``initial``.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from cloud.planning.model import Problem
 Metaheuristic = Literal["gls", "sa", "tabu", "descent"]
 FirstSolution = Literal["parallel_insertion", "savings", "local_insertion", "path_cheapest_arc"]
 ProgressFn = Callable[[float, float | None], None]
+
+log = logging.getLogger(__name__)
 
 _FIRST = {
     "parallel_insertion": routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION,
@@ -266,6 +269,9 @@ def solve(
                     seq.append(manager.NodeToIndex(lay.stop_node[token]))
             routes.append(seq)
         start = routing.ReadAssignmentFromRoutes(routes, True)
+        if start is None:
+            # Not feasible for the full model (e.g. a break no longer fits): construct afresh.
+            log.info("initial routes rejected by the full model; OR-Tools constructs its own")
         solution = (
             routing.SolveFromAssignmentWithParameters(start, params)
             if start is not None
