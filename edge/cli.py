@@ -58,11 +58,27 @@ def _hub_hash_password(args: argparse.Namespace) -> int:
     return hash_password(args)
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from cloud.planning.cli import run  # hub-side: needs the cloud extra (OR-Tools, PyVRP)
+
+    return run(args)
+
+
 def _provision(args: argparse.Namespace) -> int:
     from cloud import provision_cli  # the broker host's side: a Pi never imports it
 
     handler: Callable[[argparse.Namespace], int] = getattr(provision_cli, args.action)
     return handler(args)
+
+
+def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+    # Declared here, not imported from cloud.planning.cli: building the parser must not load the
+    # hub's dependencies on a van's Pi.
+    parser.add_argument("file", type=Path, help="a Solomon/VRPLIB file or our .json")
+    parser.add_argument("--time-limit", type=float, required=True, help="seconds of search")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engine", choices=("auto", "ortools", "pyvrp", "hybrid"), default="auto")
+    parser.add_argument("--geojson", type=Path, default=None, help="write the routes as GeoJSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "password from the terminal, or one line of stdin)",
             )
             hasher.set_defaults(handler=_hub_hash_password)
+
+    planner = sub.add_parser("plan", help="plan routes for a VRPLIB/Solomon file or our JSON")
+    _plan_arguments(planner)
+    planner.set_defaults(handler=_plan)
 
     prov = sub.add_parser("provision", help="device accounts and bundles, on the broker host")
     actions = prov.add_subparsers(dest="verb", required=True)

@@ -13,6 +13,7 @@ from edge.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_ONLY = ("fastapi", "starlette", "sqlalchemy", "alembic", "uvicorn", "ortools", "psycopg")
+HUB_ONLY = (*HUB_ONLY, "pyvrp")  # the route planner's second engine
 
 
 @pytest.mark.parametrize(
