@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.settings import MqttSettings
+from protocol.messages import DeviceId
 
 MIN_SECRET_CHARS = 32
 _PLACEHOLDER_WORDS = ("changeme", "change-me", "change_me", "secret", "password", "example", "xxxx")
@@ -85,6 +86,18 @@ class HubSettings(BaseSettings):
     )
     grant_validity_h: int = Field(default=72, ge=1, le=24 * 365)
     code_digits: int = Field(default=8, ge=6, le=12)
+    map_tile_url: str | None = Field(
+        default=None,
+        pattern=r"^(https?://|/)\S*\{z\}\S*\{x\}\S*\{y\}",
+        description="Dashboard map tiles, e.g. 'https://tiles.example/{z}/{x}/{y}.png'; None draws "
+        "vans, lockers and routes on a plain background (no internet needed)",
+    )
+    map_tile_attribution: str = Field(default="", max_length=300)
+    map_locker_sites: dict[DeviceId, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Where each locker stands (id -> [lat, lon]), for the dashboard's map; "
+        "lockers do not report a position",
+    )
 
     @field_validator("code_master_secret")
     @classmethod

@@ -9,6 +9,7 @@ from fastapi import Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.auth_keys import ApiKeys
+from cloud.dashboard.live import LiveHub
 from cloud.settings import HubSettings
 
 
@@ -18,6 +19,7 @@ class HubContext:
     session_factory: sessionmaker[Session]
     api_keys: ApiKeys
     dispatcher_wakeup: asyncio.Event | None
+    live: LiveHub | None = None
 
 
 def get_context(request: Request) -> HubContext:

@@ -1,0 +1,99 @@
+// The parcels view: search the table, and (for roles that may) create a parcel. The new code is
+// shown once, in this page only: it is kept in no table, storage or log, as the hub keeps none.
+import { clear, clock, h } from "./dom.js";
+
+const STATUS = { awaiting_pickup: "awaiting pickup", picked_up: "picked up" };
+
+export class ParcelsView {
+  constructor({ api, root, canCreate }) {
+    this.api = api;
+    this.root = root;
+    this.body = root.querySelector("#parcel-table tbody");
+    this.empty = root.querySelector("#parcel-empty");
+    this.search = root.querySelector("#parcel-search");
+    this.form = root.querySelector("#create-parcel");
+    this.lockerSelect = root.querySelector("#new-locker");
+    this.codePanel = root.querySelector("#new-code");
+    this.search.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.refresh();
+    });
+    root.querySelector("#new-code-done").addEventListener("click", () => this.hideCode());
+    this.form.hidden = !canCreate;
+    if (canCreate) this.form.addEventListener("submit", (e) => this.create(e));
+  }
+
+  setLockers(ids) {
+    const current = this.lockerSelect.value;
+    clear(this.lockerSelect);
+    for (const id of ids) this.lockerSelect.append(h("option", { value: id }, id));
+    if (ids.includes(current)) this.lockerSelect.value = current;
+  }
+
+  async refresh() {
+    const params = new URLSearchParams();
+    const q = this.search.q.value.trim();
+    const status = this.search.status.value;
+    if (q) params.set("q", q);
+    if (status) params.set("status", status);
+    let page;
+    try {
+      page = await this.api.get(`/parcels${params.size ? "?" + params : ""}`);
+    } catch (err) {
+      clear(this.body).append(h("tr", {}, h("td", { colspan: 7, class: "error" }, err.describe())));
+      return;
+    }
+    clear(this.body);
+    for (const p of page.data) {
+      this.body.append(
+        h(
+          "tr",
+          { dataset: { parcel: p.id } },
+          h("th", { scope: "row" }, h("code", { title: p.id }, p.id.slice(0, 8))),
+          h("td", {}, p.locker_id),
+          h("td", {}, p.compartment),
+          h("td", { class: `status-${p.status}` }, STATUS[p.status] || p.status),
+          h("td", {}, clock(p.created_at)),
+          h("td", {}, clock(p.valid_until)),
+          h("td", {}, clock(p.picked_up_at)),
+        ),
+      );
+    }
+    this.empty.hidden = page.count > 0;
+  }
+
+  async create(event) {
+    event.preventDefault();
+    const error = this.form.querySelector("#create-error");
+    error.textContent = "";
+    const body = { locker_id: this.lockerSelect.value };
+    const n = this.form.compartment.value.trim();
+    if (n) body.compartment = Number(n);
+    const button = this.form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const parcel = await this.api.post("/parcels", body);
+      this.showCode(parcel);
+      this.form.compartment.value = "";
+      await this.refresh();
+    } catch (err) {
+      error.textContent = err.describe();
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  showCode(parcel) {
+    this.codePanel.querySelector("#new-code-parcel").textContent = parcel.id.slice(0, 8);
+    this.codePanel.querySelector("#new-code-compartment").textContent = `${parcel.locker_id} #${parcel.compartment}`;
+    this.codePanel.querySelector("#new-code-value").textContent = parcel.code;
+    this.codePanel.hidden = false;
+    this.codePanel.querySelector("#new-code-done").focus();
+  }
+
+  hideCode() {
+    this.codePanel.querySelector("#new-code-value").textContent = "";
+    this.codePanel.hidden = true;
+    this.form.querySelector("button[type=submit]").focus();
+  }
+}
