@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -54,3 +55,149 @@ async def test_the_map_loads_without_console_errors_and_shows_vans_and_lockers(
     assert "no-tiles" in (await page.locator("#map").get_attribute("class") or "")
     await screenshot(page, "map")
     assert ops.errors == []
+
+
+async def test_a_van_marker_moves_when_the_van_publishes_a_fix(
+    stack: Stack, browser: Browser
+) -> None:
+    page = (await sign_in(browser, stack, Role.VIEWER)).page
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15_000)
+    van = page.locator('.van-marker[data-vehicle="van-7"]')
+    await publish_fix(stack, "van-7", 1, 52.3650, 4.8900, heading_deg=45.0)
+    await expect(van).to_have_attribute("data-lat", "52.365", timeout=10_000)
+    locker = page.locator(f'.locker-marker[data-locker="{LOCKER}"]')
+
+    async def offset_from_locker() -> tuple[float, float]:
+        # Relative to a fixed marker, so that panning or zooming the map does not count as moving.
+        v, lk = await van.bounding_box(), await locker.bounding_box()
+        assert v is not None and lk is not None
+        return v["x"] - lk["x"], v["y"] - lk["y"]
+
+    before = await offset_from_locker()
+    await publish_fix(stack, "van-7", 2, 52.3680, 4.8950, heading_deg=45.0)
+    await expect(van).to_have_attribute("data-lat", "52.368", timeout=10_000)
+    after = await offset_from_locker()
+    # North-east on the screen: right and up, by more than a few pixels.
+    assert after[0] - before[0] > 5 and before[1] - after[1] > 5, (before, after)
+    arrow = van.locator(".arrow")
+    assert "rotate(45deg)" in (await arrow.get_attribute("style") or "")
+
+
+async def test_a_parcel_created_in_the_page_gives_a_code_that_opens_the_locker(
+    stack: Stack, browser: Browser
+) -> None:
+    ops = await sign_in(browser, stack, Role.OPS)
+    page = ops.page
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15_000)
+    await page.get_by_role("button", name="Parcels").click()
+    await page.get_by_label("Locker", exact=True).select_option(LOCKER)
+    await page.get_by_role("button", name="Create parcel").click()
+    code_box = page.locator("#new-code-value")
+    await expect(code_box).to_have_text(re.compile(r"^\d{8}$"))
+    code = await code_box.inner_text()
+    compartment = int((await page.locator("#new-code-compartment").inner_text()).split("#")[1])
+    await screenshot(page, "parcels-new-code")
+    await page.get_by_role("button", name="I have passed it on, hide it").click()
+    await expect(page.locator("#new-code")).to_be_hidden()
+    row = page.locator("#parcel-table tbody tr").first
+    await expect(row).to_contain_text("awaiting pickup")
+
+    # The hub sent the locker a grant (only the code's hash); wait until the locker stored it.
+    engine = make_engine(stack.settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            parcel = session.scalars(select(Parcel)).one()
+    finally:
+        engine.dispose()
+    key = derive_locker_key(MASTER_SECRET.encode(), LOCKER)
+
+    def locker_has_grant() -> bool:
+        with GrantStore(stack.locker_dir / f"{LOCKER}-grants.db", locker_key=key) as store:
+            return store.get(parcel.grant_id) is not None
+
+    await eventually(locker_has_grant, timeout=15, what="the grant at the locker")
+    stack.keypad.press(code + "#")
+    await eventually(
+        lambda: True in relay_history(stack.factory, compartment),
+        timeout=15,
+        what=f"compartment {compartment}'s lock released",
+    )
+    assert all(relay_history(stack.factory, n) == [False] for n in range(1, COMPARTMENTS + 1) if n != compartment)
+    # The simulated person takes the parcel and shuts the door; the page follows by itself.
+    await expect(row).to_contain_text("picked up", timeout=20_000)
+    await screenshot(page, "parcels")
+    assert ops.errors == []
+
+
+async def test_a_viewer_is_offered_neither_remote_open_nor_parcel_creation(
+    stack: Stack, browser: Browser
+) -> None:
+    viewer = await sign_in(browser, stack, Role.VIEWER)
+    page = viewer.page
+    await page.get_by_role("button", name="Lockers").click()
+    await page.locator(f'button[data-locker="{LOCKER}"]').click()
+    cells = page.locator("ul.grid li.cell")
+    await expect(cells).to_have_count(COMPARTMENTS)
+    await expect(page.locator(".open-button")).to_have_count(0)
+    await screenshot(page, "lockers-viewer")
+    await page.get_by_role("button", name="Parcels").click()
+    await expect(page.locator("#parcel-table")).to_be_visible()
+    await expect(page.locator("#create-parcel")).to_be_hidden()
+    assert viewer.errors == []
+
+
+async def test_ops_may_ask_for_a_remote_open_and_is_told_what_the_hub_answered(
+    stack: Stack, browser: Browser
+) -> None:
+    page = (await sign_in(browser, stack, Role.OPS)).page
+    await page.get_by_role("button", name="Lockers").click()
+    await page.locator(f'button[data-locker="{LOCKER}"]').click()
+    await expect(page.locator(".open-button")).to_have_count(COMPARTMENTS)
+    await screenshot(page, "lockers-ops")
+    await page.get_by_role("button", name=f"Open compartment 2 of {LOCKER}").click()
+    dialog = page.locator("#confirm-open")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("compartment 2")
+    await page.get_by_role("button", name="Open it").click()
+    # Whatever the hub says to this request, the page must say the same thing.
+    answer = await stack.api.post(
+        f"/api/v1/lockers/{LOCKER}/compartments/2/open", json={}, headers=auth(Role.OPS)
+    )
+    result = page.locator("#open-result")
+    if answer.status_code >= 400:
+        await expect(result).to_contain_text(f"The hub refused ({answer.status_code}")
+    else:
+        await expect(result).to_contain_text("sent the open command")
+
+
+async def test_a_locker_alarm_reaches_the_alerts_feed_live(stack: Stack, browser: Browser) -> None:
+    page = (await sign_in(browser, stack, Role.VIEWER)).page
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15_000)
+    event = LockerEvent(
+        locker_id="locker-9", seq=1, kind="door_forced", at=datetime.now(UTC), compartment=3
+    )
+    async with mqtt_client(stack.mqtt, "test-locker-9") as client:
+        await client.publish(locker_topic("locker-9", Channel.EVENTS), encode(event), qos=1)
+    badge = page.locator("#alert-badge")
+    await expect(badge).to_have_text("1", timeout=10_000)
+    await page.get_by_role("button", name="Alerts").click()
+    item = page.locator('#alert-feed li[data-kind="door_forced"]').first
+    await expect(item).to_contain_text("locker locker-9 #3")
+    await expect(item).to_have_class(re.compile("critical"))
+    await expect(badge).to_be_hidden()
+    await screenshot(page, "alerts")
+    # Reloaded from the hub (not only from the stream) after a page reload, too.
+    await page.reload()
+    await page.get_by_role("button", name="Alerts").click()
+    await expect(page.locator('#alert-feed li[data-kind="door_forced"]')).to_have_count(1)
+
+
+async def test_a_wrong_key_is_refused_at_sign_in(stack: Stack, browser: Browser) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(stack.url + "/")
+    await page.get_by_label("API key").fill("not-a-key")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#sign-in-error")).to_have_text("The hub does not know this key.")
+    await expect(page.locator("#views")).to_be_hidden()
+    assert await page.evaluate("sessionStorage.length") == 0

@@ -34,7 +34,7 @@ export class FleetMap {
     for (const id of this.lockers.keys()) if (this.sites[id]) points.push(this.sites[id]);
     if (!points.length) return;
     this.fitted = true;
-    this.map.fitBounds(L.latLngBounds(points).pad(0.3), { maxZoom: 15 });
+    this.map.fitBounds(L.latLngBounds(points).pad(0.3), { maxZoom: 15, animate: false });
   }
 
   _vanIcon(id) {
