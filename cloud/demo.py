@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import random
 import secrets
 import shutil
@@ -53,6 +54,18 @@ class DemoOptions:
     compartments: int = 12
     state_dir: Path = Path("var/demo")
     customers: bool = True
+
+
+def locker_sites(n: int) -> dict[str, tuple[float, float]]:
+    """Where the demo's lockers stand on the dashboard's map: on a ring around the depot, inside
+    the streets the vans drive."""
+    return {
+        f"locker-{i}": (
+            round(DEPOT[0] + 0.004 * math.cos(2 * math.pi * i / max(n, 1)), 6),
+            round(DEPOT[1] + 0.006 * math.sin(2 * math.pi * i / max(n, 1)), 6),
+        )
+        for i in range(1, n + 1)
+    }
 
 
 def _check_port_free(port: int) -> None:
@@ -148,6 +161,7 @@ async def run_demo(options: DemoOptions) -> None:
             http_port=options.port,
             code_master_secret=master_secret,
             api_keys={hashlib.sha256(api_key.encode()).hexdigest(): Role.OPS},
+            map_locker_sites=locker_sites(options.lockers),
         )
         vans = [
             VehicleSettings(
@@ -196,6 +210,7 @@ def _banner(*, api: str, api_key: str, broker: MosquittoBroker, lockers: list[st
     print(
         f"""
 Lastmile demo is running.
+  Dashboard           {api}/   (sign in with the API key below)
   API docs (OpenAPI)  {api}/docs
   Vans                curl {auth} {api}/api/v1/vehicles
   A van's track       curl {auth} {api}/api/v1/vehicles/van-1/positions

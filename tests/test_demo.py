@@ -73,6 +73,9 @@ def test_the_demo_shows_moving_vans_and_lockers_and_stops_cleanly(tmp_path: Path
         assert all(lk["compartments"] == 12 for lk in lockers)  # type: ignore[index,union-attr]
         track = _get(f"{api}/vehicles/van-1/positions", key)["data"]
         assert len(track) >= 2  # type: ignore[arg-type]
+        assert f"Dashboard           http://127.0.0.1:{port}/" in Path(out.name).read_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            assert "<title>Lastmile ops</title>" in resp.read().decode()
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)

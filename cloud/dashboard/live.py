@@ -95,7 +95,7 @@ class LiveHub:
     def publish(self, update: LiveUpdate) -> None:
         """Hand ``update`` to every stream; a full queue loses its oldest update (counted)."""
         for queue in self._subscribers:
-            if queue.full():
+            if queue.qsize() >= self.queue_size:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
                     self.dropped += 1
@@ -115,12 +115,11 @@ class LiveHub:
 
     def close(self) -> None:
         """End every open stream (the hub is stopping), so the HTTP server need not wait for them."""
+        if self._closed:
+            return
         self._closed = True
         for queue in self._subscribers:
-            if queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(None)
+            queue.put_nowait(None)  # the one place beyond queue_size is kept for this
 
 
 def live_subscriptions() -> list[str]:

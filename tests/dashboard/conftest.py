@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright
 
 from cloud.dashboard.rig import chromium, hub_settings_for, running_hub
 from cloud.settings import HubSettings, Role
@@ -21,14 +21,17 @@ from locker.hardware import MockLockerFactory
 from locker.keypad import SimKeypad
 from locker.settings import LockerSettings
 from protocol.codes import derive_locker_key
+from tests.cloud.conftest import session_factory
 from tests.cloud.helpers import KEYS, MASTER_SECRET, auth, eventually
+
+__all__ = ["session_factory"]  # the hub tests' migrated-database fixture, used here too
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 LOCKER = "locker-1"
 COMPARTMENTS = 6
 SITE = (52.3731, 4.8922)
-TABLET = {"width": 1024, "height": 768}
+TABLET: ViewportSize = {"width": 1024, "height": 768}
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from datetime import UTC, datetime
@@ -26,7 +25,9 @@ from tests.locker.story import relay_history
 pytestmark = pytest.mark.slow
 
 
-async def publish_fix(stack: Stack, van: str, seq: int, lat: float, lon: float, **extra: float) -> None:
+async def publish_fix(
+    stack: Stack, van: str, seq: int, lat: float, lon: float, **extra: float
+) -> None:
     """As a van's agent would: one telemetry batch, QoS 1, on the van's own topic."""
     batch = TelemetryBatch(
         vehicle_id=van,
@@ -122,7 +123,11 @@ async def test_a_parcel_created_in_the_page_gives_a_code_that_opens_the_locker(
         timeout=15,
         what=f"compartment {compartment}'s lock released",
     )
-    assert all(relay_history(stack.factory, n) == [False] for n in range(1, COMPARTMENTS + 1) if n != compartment)
+    assert all(
+        relay_history(stack.factory, n) == [False]
+        for n in range(1, COMPARTMENTS + 1)
+        if n != compartment
+    )
     # The simulated person takes the parcel and shuts the door; the page follows by itself.
     await expect(row).to_contain_text("picked up", timeout=20_000)
     await screenshot(page, "parcels")
