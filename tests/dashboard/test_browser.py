@@ -18,7 +18,7 @@ from protocol.codec import encode
 from protocol.codes import derive_locker_key
 from protocol.messages import LockerEvent, Position, TelemetryBatch
 from protocol.topics import Channel, locker_topic, vehicle_topic
-from tests.cloud.helpers import MASTER_SECRET, auth, eventually, mqtt_client
+from tests.cloud.helpers import KEYS, MASTER_SECRET, auth, eventually, mqtt_client
 from tests.dashboard.conftest import COMPARTMENTS, LOCKER, Stack, screenshot, sign_in
 from tests.locker.story import relay_history
 
@@ -91,7 +91,7 @@ async def test_a_parcel_created_in_the_page_gives_a_code_that_opens_the_locker(
     page = ops.page
     await expect(page.locator("#live-state")).to_have_text("Live", timeout=15_000)
     await page.get_by_role("button", name="Parcels").click()
-    await page.get_by_label("Locker", exact=True).select_option(LOCKER)
+    await page.get_by_label("Locker", exact=True).fill(LOCKER)
     await page.get_by_role("button", name="Create parcel").click()
     code_box = page.locator("#new-code-value")
     await expect(code_box).to_have_text(re.compile(r"^\d{8}$"))
@@ -206,3 +206,48 @@ async def test_a_wrong_key_is_refused_at_sign_in(stack: Stack, browser: Browser)
     await expect(page.locator("#sign-in-error")).to_have_text("The hub does not know this key.")
     await expect(page.locator("#views")).to_be_hidden()
     assert await page.evaluate("sessionStorage.length") == 0
+
+
+async def test_an_integration_key_works_the_parcels_page_by_keyboard_alone(
+    stack: Stack, browser: Browser
+) -> None:
+    context = await browser.new_context(viewport={"width": 768, "height": 1024})
+    page = await context.new_page()
+    await page.goto(stack.url + "/")
+    # The key field has the focus on arrival; Enter signs in.
+    await page.keyboard.type(KEYS[Role.INTEGRATION])
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#role")).to_have_text("Signed in as integration")
+    # It may not read the fleet: only the parcels view is offered, and shown.
+    visible = page.locator("#views button:visible")
+    await expect(visible).to_have_text(["Parcels"])
+    await expect(page.locator("#view-parcels")).to_be_visible()
+    await page.get_by_label("Locker", exact=True).focus()
+    await page.keyboard.type(LOCKER)
+    await page.keyboard.press("Tab")  # the compartment, left empty
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Create parcel")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#new-code-value")).to_have_text(re.compile(r"^\d{8}$"))
+    # The code panel takes the focus, so a keyboard user can dismiss it at once.
+    await expect(page.get_by_role("button", name="I have passed it on, hide it")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#new-code")).to_be_hidden()
+    await screenshot(page, "parcels-integration-portrait")
+
+
+async def test_the_map_fits_a_tablet_held_upright(stack: Stack, browser: Browser) -> None:
+    ops = await sign_in(browser, stack, Role.OPS)
+    page = ops.page
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15_000)
+    await publish_fix(stack, "van-2", 1, 52.3712, 4.8990, speed_mps=3.0, heading_deg=200.0)
+    await expect(page.locator('.van-marker[data-vehicle="van-2"]')).to_be_visible(timeout=10_000)
+    map_box = await page.locator("#map").bounding_box()
+    table_box = await page.locator("#van-table").bounding_box()
+    assert map_box is not None and table_box is not None
+    assert map_box["width"] > 700  # the side panel moved under the map
+    assert table_box["y"] >= map_box["y"] + map_box["height"]
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 768
+    await screenshot(page, "map-portrait")
+    assert ops.errors == []

@@ -116,8 +116,6 @@ function start(token, me) {
       parcels.setLockers(lockerPage.data.map((lk) => lk.id));
       alerts.load(events.data);
       lockers.refresh();
-    } else if (perms.has("create parcels")) {
-      parcels.setLockers([]);
     }
   }
 

@@ -12,7 +12,8 @@ export class ParcelsView {
     this.empty = root.querySelector("#parcel-empty");
     this.search = root.querySelector("#parcel-search");
     this.form = root.querySelector("#create-parcel");
-    this.lockerSelect = root.querySelector("#new-locker");
+    this.lockerInput = root.querySelector("#new-locker");
+    this.lockerIds = root.querySelector("#locker-ids");
     this.codePanel = root.querySelector("#new-code");
     this.search.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -23,11 +24,11 @@ export class ParcelsView {
     if (canCreate) this.form.addEventListener("submit", (e) => this.create(e));
   }
 
+  // Suggestions for the locker field; a role that may not list lockers types the id itself.
   setLockers(ids) {
-    const current = this.lockerSelect.value;
-    clear(this.lockerSelect);
-    for (const id of ids) this.lockerSelect.append(h("option", { value: id }, id));
-    if (ids.includes(current)) this.lockerSelect.value = current;
+    clear(this.lockerIds);
+    for (const id of ids) this.lockerIds.append(h("option", { value: id }));
+    if (!this.lockerInput.value && ids.length === 1) this.lockerInput.value = ids[0];
   }
 
   async refresh() {
@@ -66,7 +67,7 @@ export class ParcelsView {
     event.preventDefault();
     const error = this.form.querySelector("#create-error");
     error.textContent = "";
-    const body = { locker_id: this.lockerSelect.value };
+    const body = { locker_id: this.lockerInput.value.trim() };
     const n = this.form.compartment.value.trim();
     if (n) body.compartment = Number(n);
     const button = this.form.querySelector("button[type=submit]");
