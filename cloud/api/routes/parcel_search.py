@@ -11,6 +11,7 @@ from cloud.api.deps import ParcelReader, SessionDep
 from cloud.api.problems import problem_responses
 from cloud.api.schemas import ParcelPublic
 from cloud.services.parcel_search import search_parcels
+from protocol.topics import DEVICE_ID_PATTERN
 
 router = APIRouter(prefix="/parcels", tags=["parcels"], responses=problem_responses(401, 403, 422))
 
@@ -20,9 +21,13 @@ def read_parcels(
     session: SessionDep,
     caller: ParcelReader,
     q: Annotated[
-        str | None, Query(max_length=64, description="a parcel id, or part of a locker id")
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+            description="a whole parcel id, or part of a locker id",
+        ),
     ] = None,
-    locker_id: str | None = None,
+    locker_id: Annotated[str | None, Query(pattern=f"^{DEVICE_ID_PATTERN}$")] = None,
     status: Literal["awaiting_pickup", "picked_up"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> ParcelsPublic:
