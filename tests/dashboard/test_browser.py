@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.async_api import Browser, expect
@@ -26,13 +26,21 @@ pytestmark = pytest.mark.slow
 
 
 async def publish_fix(
-    stack: Stack, van: str, seq: int, lat: float, lon: float, **extra: float
+    stack: Stack,
+    van: str,
+    seq: int,
+    lat: float,
+    lon: float,
+    *,
+    age_s: float = 0.0,
+    **extra: float,
 ) -> None:
     """As a van's agent would: one telemetry batch, QoS 1, on the van's own topic."""
+    t = datetime.now(UTC) - timedelta(seconds=age_s)
     batch = TelemetryBatch(
         vehicle_id=van,
         seq=seq,
-        points=(Position(t=datetime.now(UTC), lat=lat, lon=lon, fix="3d", **extra),),
+        points=(Position(t=t, lat=lat, lon=lon, fix="3d", **extra),),
     )
     async with mqtt_client(stack.mqtt, f"test-{van}-{uuid.uuid4().hex[:6]}") as client:
         await client.publish(vehicle_topic(van, Channel.TELEMETRY), encode(batch), qos=1)
@@ -251,3 +259,17 @@ async def test_the_map_fits_a_tablet_held_upright(stack: Stack, browser: Browser
     assert await page.evaluate("document.documentElement.scrollWidth") <= 768
     await screenshot(page, "map-portrait")
     assert ops.errors == []
+
+
+async def test_a_van_whose_last_fix_is_old_is_shown_stale(stack: Stack, browser: Browser) -> None:
+    page = (await sign_in(browser, stack, Role.VIEWER)).page
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15_000)
+    await publish_fix(stack, "van-3", 1, 52.3702, 4.8952, age_s=180)
+    van = page.locator('.van-marker[data-vehicle="van-3"]')
+    await expect(van).to_have_class(re.compile(r"\bstale\b"), timeout=10_000)
+    await expect(van).to_have_attribute("aria-label", re.compile("Van van-3, stale"))
+    await expect(page.locator('#van-table tr[data-vehicle="van-3"] td.stale-text')).to_have_text(
+        "3 min ago"
+    )
+    await publish_fix(stack, "van-3", 2, 52.3703, 4.8952)
+    await expect(van).not_to_have_class(re.compile(r"\bstale\b"), timeout=10_000)

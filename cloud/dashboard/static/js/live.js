@@ -29,7 +29,7 @@ export function openStream({ token, onEvent, onState }) {
       signal: controller.signal,
     });
     if (resp.status === 401 || resp.status === 403) {
-      onState("refused", resp.status);
+      onState(resp.status === 401 ? "unauthorized" : "refused", resp.status);
       return false;
     }
     if (!resp.ok || !resp.body) throw new Error(`stream answered ${resp.status}`);

@@ -94,6 +94,8 @@ function start(token, me) {
     button.addEventListener("click", () => show(button.dataset.view));
   }
 
+  if (map) $("#fit-all").addEventListener("click", () => map.fitAll());
+
   function putLocker(locker) {
     fleet.setLocker(locker);
     lockers.setLocker(locker);
@@ -162,6 +164,7 @@ function start(token, me) {
     liveState.textContent =
       state === "live" ? "Live" : state === "refused" ? "Live updates not allowed" : "Reconnecting…";
     if (state === "live") loadState().catch((err) => console.warn("reload failed", err));
+    if (state === "unauthorized") showSignIn("Your key is no longer valid.");
   }
 
   if (canFleet) openStream({ token, onEvent, onState });

@@ -29,7 +29,11 @@ export class FleetMap {
   }
 
   _fitOnce() {
-    if (this.fitted) return;
+    if (!this.fitted) this.fitAll();
+  }
+
+  // Frame every van and every placed locker (also the "Show every van and locker" button).
+  fitAll() {
     const points = [...this.vans.values()].filter((v) => v.latlng).map((v) => v.latlng);
     for (const id of this.lockers.keys()) if (this.sites[id]) points.push(this.sites[id]);
     if (!points.length) return;
