@@ -47,6 +47,32 @@ class MapConfig:
     locker_sites: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
+def content_security_policy(map_config: MapConfig) -> str:
+    """Only our own scripts, styles and API; images also from the tile server, if one is set.
+
+    A device-supplied string that somehow reached the page as markup still could not run.
+    """
+    images = ["'self'", "data:"]
+    if map_config.tile_url and "://" in map_config.tile_url:
+        scheme, rest = map_config.tile_url.split("://", 1)
+        host = rest.split("/", 1)[0]
+        # Leaflet's {s} subdomain placeholder becomes a wildcard host.
+        images.append(f"{scheme}://{host.replace('{s}', '*')}")
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {' '.join(images)}",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+        )
+    )
+
+
 def render_index(*, map_config: MapConfig, static_dir: Path) -> str:
     """The page with the map settings filled in (attribute-escaped JSON, no script injection)."""
     config = json.dumps(
@@ -79,6 +105,14 @@ def mount_dashboard(
             )
             return HTMLResponse(body, status_code=503)
         page = render_index(map_config=map_config, static_dir=static_dir)
-        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(
+            page,
+            headers={
+                "Cache-Control": "no-cache",
+                "Content-Security-Policy": content_security_policy(map_config),
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
 
     app.mount("/dashboard", StaticFiles(directory=static_dir), name="dashboard")

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cloud.broker import free_port
 from cloud.errors import HubError
@@ -46,8 +46,10 @@ def hub_settings_for(
     master_secret: str,
     api_keys: Mapping[Role, str],
     locker_sites: Mapping[str, tuple[float, float]] | None = None,
+    **overrides: Any,
 ) -> HubSettings:
-    """A hub on SQLite in ``state_dir``, on a free loopback port, with one key per role given."""
+    """A hub on SQLite in ``state_dir``, on a free loopback port, with one key per role given;
+    ``overrides`` are further :class:`HubSettings` fields."""
     return HubSettings(
         database_url=f"sqlite:///{state_dir / 'hub.db'}",
         mqtt=mqtt,
@@ -55,6 +57,7 @@ def hub_settings_for(
         code_master_secret=master_secret,
         api_keys={hashlib.sha256(k.encode()).hexdigest(): role for role, k in api_keys.items()},
         map_locker_sites=dict(locker_sites or {}),
+        **overrides,
     )
 
 

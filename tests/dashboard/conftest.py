@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,13 +53,22 @@ class SignedIn:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, mqtt_settings: MqttSettings) -> AsyncIterator[Stack]:
+def hub_overrides() -> dict[str, Any]:
+    """Further hub settings; a test changes them with ``@pytest.mark.parametrize``."""
+    return {}
+
+
+@pytest.fixture
+async def stack(
+    tmp_path: Path, mqtt_settings: MqttSettings, hub_overrides: dict[str, Any]
+) -> AsyncIterator[Stack]:
     settings = hub_settings_for(
         state_dir=tmp_path,
         mqtt=mqtt_settings,
         master_secret=MASTER_SECRET,
         api_keys=KEYS,
         locker_sites={LOCKER: SITE},
+        **hub_overrides,
     )
     locker = LockerSettings(
         device_id=LOCKER,

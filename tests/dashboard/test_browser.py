@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 from sqlalchemy import select
 
 from cloud.db import make_engine, make_session_factory
@@ -273,3 +273,37 @@ async def test_a_van_whose_last_fix_is_old_is_shown_stale(stack: Stack, browser:
     )
     await publish_fix(stack, "van-3", 2, 52.3703, 4.8952)
     await expect(van).not_to_have_class(re.compile(r"\bstale\b"), timeout=10_000)
+
+
+TILE_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c63f8cfc0f01f0005000201a5e0f5e50000000049454e44ae426082"
+)
+
+
+@pytest.mark.parametrize(
+    "hub_overrides",
+    [{"map_tile_url": "http://tiles.test/{z}/{x}/{y}.png", "map_tile_attribution": "Test tiles"}],
+)
+async def test_with_a_tile_url_set_the_map_draws_tiles_from_it(
+    stack: Stack, browser: Browser
+) -> None:
+    context = await browser.new_context(viewport={"width": 1024, "height": 768})
+    asked: list[str] = []
+
+    async def serve_tile(route: Route) -> None:  # no internet here: answer as the tile server
+        asked.append(route.request.url)
+        await route.fulfill(status=200, content_type="image/png", body=TILE_PNG)
+
+    await context.route("http://tiles.test/**", serve_tile)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.goto(stack.url + "/")
+    await page.get_by_label("API key").fill(KEYS[Role.VIEWER])
+    await page.keyboard.press("Enter")
+    await expect(page.locator("img.leaflet-tile-loaded").first).to_be_attached(timeout=15_000)
+    assert asked and all(re.fullmatch(r"http://tiles\.test/\d+/\d+/\d+\.png", u) for u in asked)
+    assert "no-tiles" not in (await page.locator("#map").get_attribute("class") or "")
+    await expect(page.locator(".leaflet-control-attribution")).to_contain_text("Test tiles")
+    assert errors == []  # the page's Content-Security-Policy lets the tile host through
