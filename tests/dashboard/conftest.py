@@ -128,3 +128,20 @@ async def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+UNLABELLED = """
+() => [...document.querySelectorAll("input, select, button, [tabindex]")]
+  .filter((el) => el.offsetParent !== null || el.getClientRects().length > 0)
+  .filter((el) => {
+    const name = (el.getAttribute("aria-label") || el.title || "").trim();
+    if (el.matches("input, select")) return !(el.labels && el.labels.length) && !name;
+    return !name && !el.textContent.trim() && !el.getAttribute("aria-labelledby");
+  })
+  .map((el) => el.outerHTML.slice(0, 120))
+"""
+"""Visible controls a screen reader could not name: no label, no aria-label, no text."""
+
+
+async def unlabelled_controls(page: Page) -> list[str]:
+    return list(await page.evaluate(UNLABELLED))

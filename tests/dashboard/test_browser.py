@@ -19,7 +19,14 @@ from protocol.codes import derive_locker_key
 from protocol.messages import LockerEvent, Position, TelemetryBatch
 from protocol.topics import Channel, locker_topic, vehicle_topic
 from tests.cloud.helpers import KEYS, MASTER_SECRET, auth, eventually, mqtt_client
-from tests.dashboard.conftest import COMPARTMENTS, LOCKER, Stack, screenshot, sign_in
+from tests.dashboard.conftest import (
+    COMPARTMENTS,
+    LOCKER,
+    Stack,
+    screenshot,
+    sign_in,
+    unlabelled_controls,
+)
 from tests.locker.story import relay_history
 
 pytestmark = pytest.mark.slow
@@ -63,6 +70,12 @@ async def test_the_map_loads_without_console_errors_and_shows_vans_and_lockers(
     await expect(row).to_contain_text("90° E")
     assert "no-tiles" in (await page.locator("#map").get_attribute("class") or "")
     await screenshot(page, "map")
+    for view in ("Map", "Lockers", "Parcels", "Alerts"):
+        await page.get_by_role("button", name=view).click()
+        assert await unlabelled_controls(page) == [], view
+    # The check itself sees a bare field:
+    await page.evaluate("document.body.append(document.createElement('input'))")
+    assert len(await unlabelled_controls(page)) == 1
     assert ops.errors == []
 
 
