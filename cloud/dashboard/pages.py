@@ -1,6 +1,6 @@
 """Serving the dashboard: the page at ``/``, its files under ``/dashboard/``.
 
-The page's third-party files (Leaflet) are not in git: ``scripts/build-dashboard`` installs them
+The page's third-party files (Leaflet, Chart.js) are not in git: ``scripts/build-dashboard`` installs them
 from the npm lockfile into ``static/vendor/``. A hub started without them answers ``/`` with a page
 that says so and how to fix it, rather than a map that silently fails to draw.
 """
@@ -18,7 +18,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-VENDOR_FILES = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css")
+VENDOR_FILES = (
+    "vendor/leaflet/leaflet.js",
+    "vendor/leaflet/leaflet.css",
+    "vendor/chart.js/chart.umd.min.js",
+)
 """What the page cannot run without; checked on every request to ``/`` (cheap, and a rebuild
 while the hub runs is picked up)."""
 

@@ -165,6 +165,9 @@ async def test_a_viewer_is_offered_neither_remote_open_nor_parcel_creation(
     cells = page.locator("ul.grid li.cell")
     await expect(cells).to_have_count(COMPARTMENTS)
     await expect(page.locator(".open-button")).to_have_count(0)
+    await expect(
+        page.get_by_role("img", name=f"Occupancy: {LOCKER} 0 of {COMPARTMENTS}")
+    ).to_be_visible()
     await screenshot(page, "lockers-viewer")
     await page.get_by_role("button", name="Parcels").click()
     await expect(page.locator("#parcel-table")).to_be_visible()

@@ -3,7 +3,8 @@
 import { clear, clock, h } from "./dom.js";
 
 export class LockersView {
-  constructor({ api, list, detail, result, dialog, canOpen }) {
+  constructor({ api, list, detail, result, dialog, canOpen, chart }) {
+    this.chart = chart;
     this.api = api;
     this.list = list;
     this.detail = detail;
@@ -17,6 +18,7 @@ export class LockersView {
   setLocker(locker) {
     this.lockers.set(locker.id, locker);
     this.renderList();
+    if (this.chart) this.chart.show([...this.lockers.values()]);
   }
 
   renderList() {

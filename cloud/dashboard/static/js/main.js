@@ -6,6 +6,7 @@ import { FleetPanel } from "./fleet.js";
 import { openStream } from "./live.js";
 import { LockersView } from "./lockers.js";
 import { FleetMap } from "./map.js";
+import { OccupancyChart } from "./occupancy.js";
 import { ParcelsView } from "./parcels.js";
 
 const KEY_STORAGE = "lastmile.token";
@@ -70,6 +71,7 @@ function start(token, me) {
     result: $("#open-result"),
     dialog: $("#confirm-open"),
     canOpen: me.role === "ops",
+    chart: canFleet ? new OccupancyChart($("#occupancy-chart")) : null,
   });
   const parcels = new ParcelsView({
     api,
