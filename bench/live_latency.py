@@ -7,7 +7,8 @@ live feed) on SQLite in a temporary directory, and Debian's headless Chromium sh
 signed in as a viewer. The benchmark publishes telemetry as a van's agent does (one batch per fix,
 QoS 1, on the van's topic), each fix at a new latitude. The page carries a MutationObserver that
 notes the wall-clock time of the first animation frame after the marker's ``data-lat`` took each
-value (Leaflet has moved the marker by then; the frame is the one that paints it); the latency is that time minus the wall-clock time just before the publish (one
+value (Leaflet has moved the marker by then; the frame is the one that paints it; fixes that
+arrive together are applied in one frame, the newest drawn); the latency is that time minus the wall-clock time just before the publish (one
 machine, one clock). The path measured is broker → the hub's live MQTT session → the SSE stream →
 the page's parser → the map. The last line of output is one JSON object.
 """
@@ -44,11 +45,15 @@ WATCH = """
 () => new Promise((resolve) => {
   window.__moved = {};
   const attach = (el) => {
-    new MutationObserver(() => {
-      const lat = el.dataset.lat;
-      requestAnimationFrame(() => { window.__moved[lat] ??= Date.now(); });
+    new MutationObserver((records) => {
+      // Fixes applied in one task share a frame: each record's successor holds its new value.
+      const values = records.slice(1).map((r) => r.oldValue).concat([el.dataset.lat]);
+      requestAnimationFrame(() => {
+        const now = Date.now();
+        for (const lat of values) window.__moved[lat] ??= now;
+      });
     })
-      .observe(el, { attributes: true, attributeFilter: ["data-lat"] });
+      .observe(el, { attributes: true, attributeFilter: ["data-lat"], attributeOldValue: true });
     resolve(true);
   };
   const found = document.querySelector('.van-marker[data-vehicle="__VAN__"]');
