@@ -16,7 +16,7 @@ from cloud.settings import Role
 from locker.grants import GrantStore
 from protocol.codec import encode
 from protocol.codes import derive_locker_key
-from protocol.messages import LockerEvent, Position, TelemetryBatch
+from protocol.messages import DeviceStatus, LockerEvent, Position, TelemetryBatch
 from protocol.topics import Channel, locker_topic, vehicle_topic
 from tests.cloud.helpers import KEYS, MASTER_SECRET, auth, eventually, mqtt_client
 from tests.dashboard.conftest import (
@@ -323,3 +323,24 @@ async def test_with_a_tile_url_set_the_map_draws_tiles_from_it(
     assert "no-tiles" not in (await page.locator("#map").get_attribute("class") or "")
     await expect(page.locator(".leaflet-control-attribution")).to_contain_text("Test tiles")
     assert errors == []  # the page's Content-Security-Policy lets the tile host through
+
+
+async def test_a_van_going_offline_is_an_alert_live_and_after_a_reload(
+    stack: Stack, browser: Browser
+) -> None:
+    page = (await sign_in(browser, stack, Role.VIEWER)).page
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15_000)
+    await publish_fix(stack, "van-5", 1, 52.3702, 4.8952)
+    gone = DeviceStatus(device_id="van-5", kind="vehicle", online=False)
+    async with mqtt_client(stack.mqtt, "test-van-5-will") as client:
+        await client.publish(vehicle_topic("van-5", Channel.STATUS), encode(gone), qos=1)
+    await expect(page.locator('#van-table tr[data-vehicle="van-5"]')).to_contain_text("offline")
+    await expect(page.locator('.van-marker[data-vehicle="van-5"]')).to_have_class(
+        re.compile(r"\boffline\b")
+    )
+    await page.get_by_role("button", name="Alerts").click()
+    offline = page.locator('#alert-feed li[data-kind="offline"][data-device="van-5"]')
+    await expect(offline).to_have_count(1)
+    await page.reload()
+    await page.get_by_role("button", name="Alerts").click()
+    await expect(offline).to_have_count(1, timeout=10_000)

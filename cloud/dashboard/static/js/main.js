@@ -119,6 +119,23 @@ function start(token, me) {
       for (const lk of lockerPage.data) putLocker(lk);
       parcels.setLockers(lockerPage.data.map((lk) => lk.id));
       alerts.load(events.data);
+      // Devices already offline when the page (re)connects are alerts too, as of their last word.
+      const offline = [
+        ...vans.data.filter((v) => !v.online).map((v) => ({ ...v, source: "vehicle" })),
+        ...lockerPage.data.filter((lk) => !lk.online).map((lk) => ({ ...lk, source: "locker" })),
+      ];
+      for (const d of offline) {
+        alerts.add(
+          {
+            source: d.source,
+            device_id: d.id,
+            kind: "offline",
+            severity: "warning",
+            at: d.last_seen || new Date().toISOString(),
+          },
+          { counted: false },
+        );
+      }
       lockers.refresh();
     }
   }
