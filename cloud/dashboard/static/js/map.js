@@ -41,7 +41,7 @@ export class FleetMap {
     this.map.fitBounds(L.latLngBounds(points).pad(0.3), { maxZoom: 15, animate: false });
   }
 
-  _vanIcon(id) {
+  _vanIcon() {
     return L.divIcon({
       className: "van-marker",
       html: `<span class="arrow" aria-hidden="true"></span><span class="label"></span>`,
@@ -57,7 +57,7 @@ export class FleetMap {
     const latlng = [point.lat, point.lon];
     if (!van) {
       const marker = L.marker(latlng, {
-        icon: this._vanIcon(id),
+        icon: this._vanIcon(),
         title: id,
         alt: `Van ${id}`,
         keyboard: true,
