@@ -28,6 +28,8 @@ class Role(StrEnum):
 
 
 KeyDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
 
 
 class HubSettings(BaseSettings):
@@ -93,7 +95,7 @@ class HubSettings(BaseSettings):
         "vans, lockers and routes on a plain background (no internet needed)",
     )
     map_tile_attribution: str = Field(default="", max_length=300)
-    map_locker_sites: dict[DeviceId, tuple[float, float]] = Field(
+    map_locker_sites: dict[DeviceId, tuple[Latitude, Longitude]] = Field(
         default_factory=dict,
         description="Where each locker stands (id -> [lat, lon]), for the dashboard's map; "
         "lockers do not report a position",

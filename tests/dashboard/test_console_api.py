@@ -70,9 +70,13 @@ def test_the_page_carries_the_map_settings_escaped(database_url: str, session_fa
     assert script.headers["content-type"].startswith("text/javascript")
 
 
-def test_a_tile_url_without_its_placeholders_is_refused(database_url: str) -> None:
+def test_a_tile_url_without_its_placeholders_or_a_site_off_the_globe_is_refused(
+    database_url: str,
+) -> None:
     with pytest.raises(ValidationError, match="map_tile_url"):
         hub_settings(database_url=database_url, map_tile_url="https://tiles.test/tile.png")
+    with pytest.raises(ValidationError, match="map_locker_sites"):
+        hub_settings(database_url=database_url, map_locker_sites={"locker-1": (95.0, 4.0)})
 
 
 @pytest.fixture
