@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
 from cloud.models import LockerEventRow, VehicleEventRow
@@ -55,13 +55,35 @@ def list_events(
     since: datetime | None,
     limit: int,
     alerts_only: bool,
+    until: datetime | None = None,
+    device_id: str | None = None,
+    compartment: int | None = None,
 ) -> list[FeedEvent]:
-    """At most ``limit`` events of both kinds at or after ``since``, newest first."""
-    vq = select(VehicleEventRow).order_by(VehicleEventRow.at.desc()).limit(limit)
-    lq = select(LockerEventRow).order_by(LockerEventRow.at.desc()).limit(limit)
+    """At most ``limit`` events of both kinds in [``since``, ``until``), newest first; of one
+    device, and of one locker compartment (which leaves vehicles out), when given."""
+    # Ties in time keep arrival order (id), so a door's open and close never swap.
+    vq = (
+        select(VehicleEventRow)
+        .order_by(VehicleEventRow.at.desc(), VehicleEventRow.id.desc())
+        .limit(limit)
+    )
+    lq = (
+        select(LockerEventRow)
+        .order_by(LockerEventRow.at.desc(), LockerEventRow.id.desc())
+        .limit(limit)
+    )
     if since is not None:
         vq = vq.where(VehicleEventRow.at >= since)
         lq = lq.where(LockerEventRow.at >= since)
+    if until is not None:
+        vq = vq.where(VehicleEventRow.at < until)
+        lq = lq.where(LockerEventRow.at < until)
+    if device_id is not None:
+        vq = vq.where(VehicleEventRow.vehicle_id == device_id)
+        lq = lq.where(LockerEventRow.locker_id == device_id)
+    if compartment is not None:
+        vq = vq.where(false())  # a van has no compartments
+        lq = lq.where(LockerEventRow.compartment == compartment)
     if alerts_only:
         vq = vq.where(VehicleEventRow.kind.in_(SEVERITY))
         lq = lq.where(LockerEventRow.kind.in_(SEVERITY))

@@ -151,6 +151,17 @@ async def test_a_parcel_created_in_the_page_gives_a_code_that_opens_the_locker(
     )
     # The simulated person takes the parcel and shuts the door; the page follows by itself.
     await expect(row).to_contain_text("picked up", timeout=20_000)
+    await row.get_by_role("button", name=re.compile("History of parcel")).click()
+    history = page.locator("tr.history li")
+    await expect(history).to_have_text(
+        [
+            re.compile("code accepted$"),
+            re.compile("unlocked$"),
+            re.compile("door opened$"),
+            re.compile("door closed$"),
+            re.compile("picked up$"),
+        ]
+    )
     await screenshot(page, "parcels")
     assert ops.errors == []
 

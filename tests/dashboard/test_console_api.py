@@ -142,6 +142,20 @@ def test_the_grid_the_feed_and_the_search_read_what_the_hub_stored(
                 "later": await client.get(
                     "/api/v1/events", params={"since": "2026-03-02T08:04:00Z"}, headers=viewer
                 ),
+                "one compartment": await client.get(
+                    "/api/v1/events",
+                    params={
+                        "device_id": "locker-1",
+                        "compartment": 2,
+                        "until": "2026-03-02T08:03:00Z",
+                    },
+                    headers=viewer,
+                ),
+                "backwards": await client.get(
+                    "/api/v1/events",
+                    params={"since": "2026-03-02T08:03:00Z", "until": "2026-03-02T08:02:00Z"},
+                    headers=viewer,
+                ),
                 "by locker": await client.get("/api/v1/parcels?q=LOCKER-", headers=viewer),
                 "by id": await client.get(f"/api/v1/parcels?q={parcel_id}", headers=viewer),
                 "other id": await client.get(f"/api/v1/parcels?q={uuid.uuid4()}", headers=viewer),
@@ -173,6 +187,8 @@ def test_the_grid_the_feed_and_the_search_read_what_the_hub_stored(
         "door_closed",
         "unlock_not_opened",
     ]
+    assert [e["kind"] for e in r["one compartment"].json()["data"]] == ["door_opened"]
+    assert r["backwards"].status_code == 422
     assert r["by locker"].json()["count"] == 1
     assert r["by id"].json()["data"][0]["id"] == r["parcel_id"].text
     assert "code" not in r["by id"].json()["data"][0]

@@ -11,6 +11,8 @@ from cloud.api.console_schemas import EventPublic, EventsPublic
 from cloud.api.deps import FleetReader, SessionDep
 from cloud.api.problems import problem_responses
 from cloud.services import events as service
+from cloud.services.errors import InvalidRequestError
+from protocol.topics import DEVICE_ID_PATTERN
 
 router = APIRouter(prefix="/events", tags=["events"], responses=problem_responses(401, 403, 422))
 
@@ -22,8 +24,23 @@ def read_events(
     since: Annotated[AwareDatetime | None, Query(description="inclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     alerts_only: Annotated[bool, Query(description="only kinds rated warning or worse")] = False,
+    until: Annotated[AwareDatetime | None, Query(description="exclusive")] = None,
+    device_id: Annotated[str | None, Query(pattern=f"^{DEVICE_ID_PATTERN}$")] = None,
+    compartment: Annotated[
+        int | None, Query(ge=1, le=512, description="a locker's compartment (a parcel's history)")
+    ] = None,
 ) -> EventsPublic:
-    rows = service.list_events(session, since=since, limit=limit, alerts_only=alerts_only)
+    if since is not None and until is not None and since > until:
+        raise InvalidRequestError("'since' is after 'until'", loc=("query", "since"))
+    rows = service.list_events(
+        session,
+        since=since,
+        until=until,
+        limit=limit,
+        alerts_only=alerts_only,
+        device_id=device_id,
+        compartment=compartment,
+    )
     data = [
         EventPublic(
             source=e.source,

@@ -41,7 +41,7 @@ export class ParcelsView {
     try {
       page = await this.api.get(`/parcels${params.size ? "?" + params : ""}`);
     } catch (err) {
-      clear(this.body).append(h("tr", {}, h("td", { colspan: 7, class: "error" }, err.describe())));
+      clear(this.body).append(h("tr", {}, h("td", { colspan: 8, class: "error" }, err.describe())));
       return;
     }
     clear(this.body);
@@ -57,10 +57,60 @@ export class ParcelsView {
           h("td", {}, clock(p.created_at)),
           h("td", {}, clock(p.valid_until)),
           h("td", {}, clock(p.picked_up_at)),
+          h(
+            "td",
+            {},
+            h(
+              "button",
+              {
+                type: "button",
+                class: "secondary small history-button",
+                "aria-expanded": "false",
+                "aria-label": `History of parcel ${p.id.slice(0, 8)}`,
+                onclick: (e) => this.toggleHistory(e.currentTarget, p),
+              },
+              "History",
+            ),
+          ),
         ),
       );
     }
     this.empty.hidden = page.count > 0;
+  }
+
+  // What the locker reported for this parcel's compartment while the parcel was in it.
+  async toggleHistory(button, parcel) {
+    const row = button.closest("tr");
+    if (button.getAttribute("aria-expanded") === "true") {
+      row.nextElementSibling?.remove();
+      button.setAttribute("aria-expanded", "false");
+      return;
+    }
+    const params = new URLSearchParams({
+      device_id: parcel.locker_id,
+      compartment: String(parcel.compartment),
+      since: parcel.created_at,
+      limit: "50",
+    });
+    if (parcel.picked_up_at) {
+      params.set("until", new Date(Date.parse(parcel.picked_up_at) + 1000).toISOString());
+    }
+    let items;
+    try {
+      const page = await this.api.get(`/events?${params}`);
+      items = page.data.length
+        ? page.data
+            .slice()
+            .reverse()
+            .map((e) => h("li", {}, h("time", { datetime: e.at }, clock(e.at)), ` ${e.kind.replaceAll("_", " ")}`))
+        : [h("li", { class: "help" }, "Nothing reported yet.")];
+    } catch (err) {
+      items = [h("li", { class: "error" }, err.describe())];
+    }
+    row.after(
+      h("tr", { class: "history" }, h("td", { colspan: 8 }, h("ol", { class: "history-list" }, items))),
+    );
+    button.setAttribute("aria-expanded", "true");
   }
 
   async create(event) {
