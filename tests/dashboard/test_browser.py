@@ -155,6 +155,7 @@ async def test_a_parcel_created_in_the_page_gives_a_code_that_opens_the_locker(
     history = page.locator("tr.history li")
     await expect(history).to_have_text(
         [
+            re.compile("created at the hub$"),
             re.compile("code accepted$"),
             re.compile("unlocked$"),
             re.compile("door opened$"),

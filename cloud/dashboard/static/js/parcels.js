@@ -107,8 +107,9 @@ export class ParcelsView {
     } catch (err) {
       items = [h("li", { class: "error" }, err.describe())];
     }
+    const created = h("li", {}, h("time", { datetime: parcel.created_at }, clock(parcel.created_at)), " created at the hub");
     row.after(
-      h("tr", { class: "history" }, h("td", { colspan: 8 }, h("ol", { class: "history-list" }, items))),
+      h("tr", { class: "history" }, h("td", { colspan: 8 }, h("ol", { class: "history-list" }, created, items))),
     );
     button.setAttribute("aria-expanded", "true");
   }
