@@ -127,6 +127,19 @@ def live_subscriptions() -> list[str]:
     return [subscription(kind, channel) for kind, channel in EXPECTED]
 
 
+async def _subscribe_settled(client: aiomqtt.Client, *, settle_s: float = 2.0) -> None:
+    """Subscribe (one SUBSCRIBE for every filter), and if cancelled meanwhile, wait up to
+    ``settle_s`` for the SUBACK first: aiomqtt logs a traceback for a SUBACK whose caller left."""
+    pending = asyncio.ensure_future(client.subscribe([(f, 0) for f in live_subscriptions()]))
+    try:
+        await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(settle_s):
+                await pending
+        raise
+
+
 class LiveFeed:
     """Reads device messages from the broker and publishes them to a :class:`LiveHub`.
 
@@ -183,8 +196,7 @@ class LiveFeed:
                 try:
                     client = self._client()
                     async with connected(client):
-                        for topic_filter in live_subscriptions():
-                            await client.subscribe(topic_filter, qos=0)
+                        await _subscribe_settled(client)
                         raise_if_cancelled()
                         backoff.reset()
                         self.connected.set()
