@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import random
 import secrets
 import shutil
@@ -56,6 +57,18 @@ class DemoOptions:
     compartments: int = 12
     state_dir: Path = Path("var/demo")
     customers: bool = True
+
+
+def locker_sites(n: int) -> dict[str, tuple[float, float]]:
+    """Where the demo's lockers stand on the dashboard's map: on a ring around the depot, inside
+    the streets the vans drive."""
+    return {
+        f"locker-{i}": (
+            round(DEPOT[0] + 0.004 * math.cos(2 * math.pi * i / max(n, 1)), 6),
+            round(DEPOT[1] + 0.006 * math.sin(2 * math.pi * i / max(n, 1)), 6),
+        )
+        for i in range(1, n + 1)
+    }
 
 
 def _check_port_free(port: int) -> None:
@@ -116,6 +129,7 @@ async def run_demo(options: DemoOptions) -> None:
             api_keys={hashlib.sha256(api_key.encode()).hexdigest(): Role.OPS},
             users={"demo": UserSettings(role=Role.OPS, password_hash=password_hash)},
             jwt_secret=secrets.token_urlsafe(48),
+            map_locker_sites=locker_sites(options.lockers),
         )
         vans = [
             VehicleSettings(
@@ -170,6 +184,7 @@ def _banner(*, api: str, api_key: str, broker: MosquittoBroker, lockers: list[st
     print(
         f"""
 Lastmile demo is running.
+  Dashboard           {api}/   (sign in with the API key below)
   API docs (OpenAPI)  {api}/docs
   Vans                curl {auth} {api}/api/v1/vehicles
   A van's track       curl {auth} {api}/api/v1/vehicles/van-1/positions

@@ -18,6 +18,7 @@ import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.app import create_app
+from cloud.dashboard.live import LiveFeed, LiveHub
 from cloud.db import make_engine, make_session_factory, migrate
 from cloud.dispatch import OutboundDispatcher
 from cloud.errors import HubError
@@ -151,8 +152,15 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
             client_id=f"{settings.client_id}-dispatch",
             wakeup=wakeup,
         )
+        live = LiveHub()
+        live_feed = LiveFeed(
+            settings=settings.mqtt, client_id=f"{settings.client_id}-live", hub=live
+        )
         app = create_app(
-            settings=settings, session_factory=session_factory, dispatcher_wakeup=wakeup
+            settings=settings,
+            session_factory=session_factory,
+            dispatcher_wakeup=wakeup,
+            live=live,
         )
         config = uvicorn.Config(
             app,
@@ -185,6 +193,7 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
                 tg.create_task(
                     make_webhook_sender(settings, session_factory).run(), name="hub-webhooks"
                 )
+                tg.create_task(live_feed.run(), name="hub-live")
                 if started is not None:
                     started.set()
                 if settings.retention_days is not None:

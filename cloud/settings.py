@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cloud.services.trips import TripRules
 from edge.settings import MqttSettings
+from protocol.messages import DeviceId
 
 MIN_SECRET_CHARS = 32
 _PLACEHOLDER_WORDS = ("changeme", "change-me", "change_me", "secret", "password", "example", "xxxx")
@@ -62,6 +63,10 @@ def secret_problem(raw: str) -> str | None:
             "'python -c \"import secrets; print(secrets.token_urlsafe(48))\"'"
         )
     return None
+
+
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
 
 
 class HubSettings(BaseSettings):
@@ -158,6 +163,18 @@ class HubSettings(BaseSettings):
     webhook_backoff_s: float = Field(default=2.0, gt=0, le=3600)
     webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=86_400)
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    map_tile_url: str | None = Field(
+        default=None,
+        pattern=r"^(https?://|/)\S*\{z\}\S*\{x\}\S*\{y\}",
+        description="Dashboard map tiles, e.g. 'https://tiles.example/{z}/{x}/{y}.png'; None draws "
+        "vans, lockers and routes on a plain background (no internet needed)",
+    )
+    map_tile_attribution: str = Field(default="", max_length=300)
+    map_locker_sites: dict[DeviceId, tuple[Latitude, Longitude]] = Field(
+        default_factory=dict,
+        description="Where each locker stands (id -> [lat, lon]), for the dashboard's map; "
+        "lockers do not report a position",
+    )
 
     @field_validator("code_master_secret")
     @classmethod

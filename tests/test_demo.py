@@ -84,6 +84,9 @@ def test_the_demo_shows_moving_vans_and_lockers_and_stops_cleanly(tmp_path: Path
         window = f"from={today}T00:00:00Z&to={today}T23:59:59Z"
         trips = _get(f"{api}/vehicles/van-1/trips?{window}", token)
         assert trips["count"] == len(trips["data"])  # type: ignore[arg-type]
+        assert f"Dashboard           http://127.0.0.1:{port}/" in Path(out.name).read_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            assert "<title>Lastmile ops</title>" in resp.read().decode()
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)

@@ -11,9 +11,13 @@ from cloud.api.auth_keys import ApiKeys
 from cloud.api.context import HubContext
 from cloud.api.problems import install_problem_handlers
 from cloud.api.routes import (
+    compartments,
+    events,
     locker_commands,
     lockers,
+    me,
     parcels,
+    stream,
     tracking,
     vehicle_commands,
     vehicles,
@@ -23,6 +27,8 @@ from cloud.api.routes.auth_tokens import router as auth_router
 from cloud.api.routes.trips import router as trips_router
 from cloud.api.schemas import Health
 from cloud.api.tokens import token_authority
+from cloud.dashboard.live import LiveHub
+from cloud.dashboard.pages import MapConfig, mount_dashboard
 from cloud.settings import HubSettings
 
 API_PREFIX = "/api/v1"
@@ -44,11 +50,12 @@ def create_app(
     settings: HubSettings,
     session_factory: sessionmaker[Session],
     dispatcher_wakeup: asyncio.Event | None = None,
+    live: LiveHub | None = None,
 ) -> FastAPI:
     """The API over ``session_factory``; ``dispatcher_wakeup`` is set after each outbox write.
 
     Nothing is built at import time, so tests make as many apps as they like, each on its own
-    database.
+    database. ``live`` feeds ``/api/v1/stream``; without it the stream answers 503.
     """
     app = FastAPI(
         title="Lastmile hub",
@@ -63,6 +70,7 @@ def create_app(
         api_keys=ApiKeys(settings.api_keys),
         dispatcher_wakeup=dispatcher_wakeup,
         tokens=token_authority(settings),
+        live=live,
     )
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
@@ -75,6 +83,18 @@ def create_app(
     api.include_router(auth_router)
     api.include_router(locker_commands.router)
     api.include_router(webhooks.router)
+    api.include_router(me.router)
+    api.include_router(events.router)
+    api.include_router(compartments.router)
+    api.include_router(stream.router)
     app.include_router(api)
     app.include_router(tracking.router)  # outside /api/v1: the token is the credential
+    mount_dashboard(
+        app,
+        map_config=MapConfig(
+            tile_url=settings.map_tile_url,
+            tile_attribution=settings.map_tile_attribution,
+            locker_sites=settings.map_locker_sites,
+        ),
+    )
     return app

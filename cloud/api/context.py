@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.auth_keys import ApiKeys
 from cloud.api.tokens import TokenAuthority
+from cloud.dashboard.live import LiveHub
 from cloud.settings import HubSettings
 
 
@@ -20,6 +21,7 @@ class HubContext:
     api_keys: ApiKeys
     dispatcher_wakeup: asyncio.Event | None
     tokens: TokenAuthority | None = None  # None: no users, API keys only
+    live: LiveHub | None = None
 
 
 def get_context(request: Request) -> HubContext:

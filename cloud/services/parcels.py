@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -141,9 +141,25 @@ def list_parcels(
     until: datetime | None,
     limit: int,
     offset: int,
+    q: str | None = None,
 ) -> tuple[list[Parcel], int]:
-    """Parcels created in ``[since, until)``, newest first, with the total matching count."""
+    """Parcels created in ``[since, until)``, newest first, with the total matching count.
+
+    ``q`` (the dashboard's search box) is a whole parcel id, or part of a reference or a locker id,
+    case-insensitive; LIKE's wildcards in it are taken literally."""
     conditions = []
+    if q:
+        text = q.strip()
+        try:
+            conditions.append(Parcel.id == uuid.UUID(text))
+        except ValueError:
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(
+                or_(
+                    Parcel.reference.ilike(f"%{escaped}%", escape="\\"),
+                    Parcel.locker_id.ilike(f"%{escaped}%", escape="\\"),
+                )
+            )
     if status is not None:
         conditions.append(Parcel.status == status)
     if locker_id is not None:

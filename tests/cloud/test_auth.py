@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.app import create_app
+from cloud.dashboard.live import LiveHub
 from cloud.models import Locker, Parcel, ParcelGrant, Vehicle
 from cloud.settings import Role
 from tests.cloud.helpers import KEYS, auth, hub_settings
@@ -67,6 +68,10 @@ MATRIX: dict[tuple[str, str], set[Role] | frozenset[str]] = {
     ("DELETE", f"/api/v1/webhooks/{HOOK}"): {Role.OPS},
     ("GET", f"/track/{TOKEN}"): EVERYONE,
     ("GET", f"/track/{TOKEN}/json"): EVERYONE,
+    ("GET", "/api/v1/me"): ALL,
+    ("GET", "/api/v1/events"): {Role.VIEWER, Role.OPS},
+    ("GET", "/api/v1/lockers/locker-1/compartments"): {Role.VIEWER, Role.OPS},
+    ("GET", "/api/v1/stream"): {Role.VIEWER, Role.OPS},
 }
 BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/v1/parcels"): {"locker_id": "locker-1"},
@@ -93,9 +98,12 @@ def api(session_factory: sessionmaker[Session], database_url: str) -> httpx.Asyn
     with session_factory() as session, session.begin():
         session.add(Vehicle(id="van-1", online=True, version=""))
         session.add(Locker(id="locker-1", compartments=10, online=True, version=""))
+    live = LiveHub()
+    live.close()  # a stream opened here ends at once, so the matrix can read its whole answer
     app = create_app(
         settings=hub_settings(database_url=database_url, users=users(), jwt_secret=JWT_SECRET),
         session_factory=session_factory,
+        live=live,
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub")
 

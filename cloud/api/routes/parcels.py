@@ -88,6 +88,13 @@ def read_parcels(
     until: Annotated[AwareDatetime | None, Query(description="created before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    q: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+            description="search: a whole parcel id, or part of a reference or a locker id",
+        ),
+    ] = None,
 ) -> ParcelsPublic:
     """Parcels, newest first, one page at a time (``limit``/``offset``; ``count`` is the total)."""
     if since is not None and until is not None and since > until:
@@ -100,6 +107,7 @@ def read_parcels(
         until=until,
         limit=limit,
         offset=offset,
+        q=q,
     )
     return ParcelsPublic(data=[ParcelPublic.model_validate(p) for p in rows], count=total)
 

@@ -1,0 +1,214 @@
+"""Live updates for open dashboards: the API process's own MQTT subscription, fanned out to browsers.
+
+Separate from ingest on purpose: ingest holds a persistent session and acknowledges only after a
+commit, so it may lag under load or be in another process. The live feed wants the opposite: a
+clean session (nothing queued while no page was open), QoS 0, and the newest state as soon as it is
+published. What it shows is a view, never the record; the database stays the truth and a page
+re-reads it when its stream reconnects.
+
+Each subscriber (one per open stream) gets a bounded queue. A page that cannot keep up loses its
+oldest updates, never blocks the feed or the other pages; the loss is counted (``dropped``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiomqtt
+
+from cloud.ingest import EXPECTED
+from cloud.services.events import severity_of
+from edge.backoff import Backoff
+from edge.mqtt import connected, raise_if_cancelled
+from edge.settings import MqttSettings
+from protocol.codec import decode
+from protocol.errors import DecodeError, TopicError
+from protocol.messages import DeviceStatus, LockerEvent, TelemetryBatch, VehicleEvent
+from protocol.topics import parse_topic, subscription
+
+log = logging.getLogger(__name__)
+
+UpdateKind = Literal["telemetry", "vehicle_event", "status", "locker_event"]
+MAX_POINTS_PER_UPDATE = 50
+"""A page draws the newest fix and a short trail; a backlog of thousands is for the history API."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUpdate:
+    """One device message as a page receives it: a kind and a JSON-ready body."""
+
+    kind: UpdateKind
+    data: dict[str, Any]
+
+
+def to_update(message: object) -> LiveUpdate:
+    """The page's view of a decoded device message. Raises :class:`TypeError` for other types."""
+    if isinstance(message, TelemetryBatch):
+        points = [p.model_dump(mode="json") for p in message.points[-MAX_POINTS_PER_UPDATE:]]
+        return LiveUpdate("telemetry", {"vehicle_id": message.vehicle_id, "points": points})
+    if isinstance(message, VehicleEvent | LockerEvent | DeviceStatus):
+        body = message.model_dump(mode="json", exclude={"v", "id", "sent_at", "type"})
+        if isinstance(message, VehicleEvent | LockerEvent):
+            body["severity"] = severity_of(message.kind)
+        kind: UpdateKind = (
+            "vehicle_event"
+            if isinstance(message, VehicleEvent)
+            else "locker_event"
+            if isinstance(message, LockerEvent)
+            else "status"
+        )
+        return LiveUpdate(kind, body)
+    raise TypeError(f"no live view of {type(message).__name__}")
+
+
+class Subscription:
+    """One open stream's side of the hub."""
+
+    def __init__(self, queue: asyncio.Queue[LiveUpdate | None]) -> None:
+        self._queue = queue
+
+    async def next(self) -> LiveUpdate | None:
+        """The next update, waiting for it; None once the hub has closed. Safe to cancel (e.g. by
+        ``asyncio.timeout``): nothing is lost from the queue."""
+        return await self._queue.get()
+
+
+@dataclass(slots=True)
+class LiveHub:
+    """Fan-out from the feed to every open stream, through bounded per-stream queues."""
+
+    queue_size: int = 256
+    dropped: int = 0
+    _subscribers: set[asyncio.Queue[LiveUpdate | None]] = field(default_factory=set)
+    _closed: bool = False
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, update: LiveUpdate) -> None:
+        """Hand ``update`` to every stream; a full queue loses its oldest update (counted)."""
+        for queue in self._subscribers:
+            if queue.qsize() >= self.queue_size:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                    self.dropped += 1
+            queue.put_nowait(update)
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[Subscription]:
+        """Updates from now on, until the block ends or the hub closes."""
+        queue: asyncio.Queue[LiveUpdate | None] = asyncio.Queue(self.queue_size + 1)
+        if self._closed:
+            queue.put_nowait(None)
+        self._subscribers.add(queue)
+        try:
+            yield Subscription(queue)
+        finally:
+            self._subscribers.discard(queue)
+
+    def close(self) -> None:
+        """End every open stream (the hub is stopping), so the HTTP server need not wait for them."""
+        if self._closed:
+            return
+        self._closed = True
+        for queue in self._subscribers:
+            queue.put_nowait(None)  # the one place beyond queue_size is kept for this
+
+
+def live_subscriptions() -> list[str]:
+    """The same topics ingest reads, so the page sees exactly what the hub stores."""
+    return [subscription(kind, channel) for kind, channel in EXPECTED]
+
+
+async def _subscribe_settled(client: aiomqtt.Client, *, settle_s: float = 2.0) -> None:
+    """Subscribe (one SUBSCRIBE for every filter), and if cancelled meanwhile, wait up to
+    ``settle_s`` for the SUBACK first: aiomqtt logs a traceback for a SUBACK whose caller left."""
+    pending = asyncio.ensure_future(client.subscribe([(f, 0) for f in live_subscriptions()]))
+    try:
+        await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(settle_s):
+                await pending
+        raise
+
+
+class LiveFeed:
+    """Reads device messages from the broker and publishes them to a :class:`LiveHub`.
+
+    Bad messages are counted (``rejected``) and skipped: ingest dead-letters them already.
+    """
+
+    def __init__(self, *, settings: MqttSettings, client_id: str, hub: LiveHub) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self.hub = hub
+        self.received = 0
+        self.rejected = 0
+        self.connected = asyncio.Event()
+
+    def _client(self) -> aiomqtt.Client:
+        s = self._settings
+        tls = ssl.create_default_context(cafile=str(s.tls_ca_file)) if s.tls_ca_file else None
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            identifier=self._client_id,
+            username=s.username,
+            password=s.password.get_secret_value() if s.password else None,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=True,  # no session: nothing is queued for pages while none is open
+            keepalive=s.keepalive_s,
+            tls_context=tls,
+            timeout=30,
+        )
+
+    def handle(self, topic: str, payload: bytes) -> LiveUpdate | None:
+        """Decode one message and publish it; returns the update, or None if it was refused."""
+        try:
+            info = parse_topic(topic)
+            expected = EXPECTED.get((info.kind, info.channel))
+            if expected is None:
+                raise TopicError(topic, "not a topic the hub reads")
+            update = to_update(decode(payload, expected))
+        except (TopicError, DecodeError) as err:
+            self.rejected += 1
+            log.debug("live feed skips a message on %s: %s", topic, err)
+            return None
+        self.received += 1
+        self.hub.publish(update)
+        return update
+
+    async def run(self) -> None:
+        """Subscribe and publish until cancelled, reconnecting with backoff; closes the hub at exit."""
+        backoff = Backoff(
+            minimum=self._settings.reconnect_min_s, maximum=self._settings.reconnect_max_s
+        )
+        try:
+            while True:
+                try:
+                    client = self._client()
+                    async with connected(client):
+                        await _subscribe_settled(client)
+                        raise_if_cancelled()
+                        backoff.reset()
+                        self.connected.set()
+                        async for message in client.messages:
+                            payload = message.payload
+                            if isinstance(payload, bytes | bytearray):
+                                self.handle(str(message.topic), bytes(payload))
+                except aiomqtt.MqttError as err:
+                    raise_if_cancelled()
+                    self.connected.clear()
+                    delay = backoff.next_delay()
+                    log.warning("live feed lost the broker (%s); retrying in %.1f s", err, delay)
+                    await asyncio.sleep(delay)
+        finally:
+            self.hub.close()

@@ -1,0 +1,58 @@
+// The alerts feed: vehicle and locker events (severity rated by the hub), and devices going
+// offline, newest first. Loaded from /events, then kept current from the live stream.
+import { clear, clock, h } from "./dom.js";
+
+const MAX_ITEMS = 300;
+const RANK = { info: 0, warning: 1, critical: 2 };
+
+export class AlertsFeed {
+  constructor({ list, alertsOnly, badge }) {
+    this.list = list;
+    this.alertsOnly = alertsOnly;
+    this.badge = badge;
+    this.items = [];
+    this.unseen = 0;
+    alertsOnly.addEventListener("change", () => this.render());
+  }
+
+  load(events) {
+    this.items = events.map((e) => ({ ...e }));
+    this.render();
+  }
+
+  add(item, { counted = true } = {}) {
+    this.items.unshift(item);
+    if (this.items.length > MAX_ITEMS) this.items.length = MAX_ITEMS;
+    if (counted && RANK[item.severity] >= 1) {
+      this.unseen += 1;
+      this.badge.textContent = String(this.unseen);
+      this.badge.hidden = false;
+    }
+    this.render();
+  }
+
+  seen() {
+    this.unseen = 0;
+    this.badge.hidden = true;
+  }
+
+  render() {
+    const minimum = this.alertsOnly.checked ? 1 : 0;
+    clear(this.list);
+    for (const e of this.items) {
+      if (RANK[e.severity] < minimum) continue;
+      const where = e.compartment ? ` #${e.compartment}` : "";
+      const detail = e.reason ? ` — ${e.reason}` : "";
+      this.list.append(
+        h(
+          "li",
+          { class: `event ${e.severity}`, dataset: { kind: e.kind, device: e.device_id } },
+          h("span", { class: "sev" }, e.severity),
+          h("time", { datetime: e.at }, clock(e.at)),
+          h("strong", {}, `${e.source} ${e.device_id}${where}`),
+          h("span", {}, ` ${e.kind.replaceAll("_", " ")}${detail}`),
+        ),
+      );
+    }
+  }
+}

@@ -1,0 +1,212 @@
+// The dashboard's composition root: sign-in, then the views wired to the API and the live stream.
+import { AlertsFeed } from "./alerts.js";
+import { Api } from "./api.js";
+import { debounce } from "./dom.js";
+import { FleetPanel } from "./fleet.js";
+import { openStream } from "./live.js";
+import { LockersView } from "./lockers.js";
+import { FleetMap } from "./map.js";
+import { OccupancyChart } from "./occupancy.js";
+import { ParcelsView } from "./parcels.js";
+
+const KEY_STORAGE = "lastmile.token";
+const $ = (sel) => document.querySelector(sel);
+const config = JSON.parse(document.querySelector('meta[name="lastmile-config"]').content);
+
+function showSignIn(message = "") {
+  sessionStorage.removeItem(KEY_STORAGE);
+  for (const el of document.querySelectorAll(".view")) el.hidden = true;
+  $("#views").hidden = true;
+  $("#who").hidden = true;
+  $("#sign-in").hidden = false;
+  $("#sign-in-error").textContent = message;
+  $("#api-key").focus();
+}
+
+function setupSignIn() {
+  $("#sign-in-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const token = $("#api-key").value.trim();
+    if (!token) return;
+    try {
+      const me = await new Api(token).get("/me");
+      sessionStorage.setItem(KEY_STORAGE, token);
+      $("#api-key").value = "";
+      start(token, me);
+    } catch (err) {
+      $("#sign-in-error").textContent =
+        err.status === 401 ? "The hub does not know this key." : err.describe();
+    }
+  });
+  $("#sign-out").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY_STORAGE);
+    location.reload();
+  });
+}
+
+function start(token, me) {
+  const perms = new Set(me.permissions);
+  const canFleet = perms.has("read fleet");
+  const canParcels = perms.has("read parcels");
+  const api = new Api(token, { onUnauthorized: () => showSignIn("Your key is no longer valid.") });
+  $("#sign-in").hidden = true;
+  $("#who").hidden = false;
+  $("#views").hidden = false;
+  $("#role").textContent = `Signed in as ${me.role}`;
+
+  const offered = [];
+  for (const button of document.querySelectorAll("#views [data-view]")) {
+    const view = button.dataset.view;
+    const allowed = view === "parcels" ? canParcels : canFleet;
+    button.hidden = !allowed;
+    if (allowed) offered.push(view);
+  }
+
+  const map = canFleet ? new FleetMap({ element: $("#map"), config }) : null;
+  const fleet = new FleetPanel({ vanBody: $("#van-table tbody"), lockerList: $("#locker-summary") });
+  const lockers = new LockersView({
+    api,
+    list: $("#locker-list"),
+    detail: $("#locker-detail"),
+    result: $("#open-result"),
+    dialog: $("#confirm-open"),
+    canOpen: me.role === "ops",
+    chart: canFleet ? new OccupancyChart($("#occupancy-chart")) : null,
+  });
+  const parcels = new ParcelsView({
+    api,
+    root: $("#view-parcels"),
+    canCreate: perms.has("create parcels"),
+  });
+  const alerts = new AlertsFeed({ list: $("#alert-feed"), alertsOnly: $("#alerts-only"), badge: $("#alert-badge") });
+
+  function show(view) {
+    if (!offered.includes(view)) view = offered[0];
+    for (const button of document.querySelectorAll("#views [data-view]")) {
+      if (button.dataset.view === view) button.setAttribute("aria-current", "page");
+      else button.removeAttribute("aria-current");
+    }
+    for (const el of document.querySelectorAll(".view")) el.hidden = el.id !== `view-${view}`;
+    if (view === "map" && map) map.invalidate();
+    if (view === "alerts") alerts.seen();
+    if (view === "parcels") parcels.refresh();
+    if (history.replaceState) history.replaceState(null, "", `#${view}`);
+  }
+  for (const button of document.querySelectorAll("#views [data-view]")) {
+    button.addEventListener("click", () => show(button.dataset.view));
+  }
+
+  if (map) $("#fit-all").addEventListener("click", () => map.fitAll());
+
+  function putLocker(locker) {
+    fleet.setLocker(locker);
+    lockers.setLocker(locker);
+    if (map) map.setLocker(locker);
+  }
+
+  // Everything the stream may have missed while it was down: re-read after each (re)connect.
+  async function loadState() {
+    if (canFleet) {
+      const [vans, lockerPage, events] = await Promise.all([
+        api.get("/vehicles"),
+        api.get("/lockers"),
+        api.get("/events?limit=100"),
+      ]);
+      for (const v of vans.data) {
+        fleet.setVan(v.id, { online: v.online, point: v.last_position });
+        if (v.last_position && map) map.moveVan(v.id, v.last_position, { online: v.online });
+      }
+      for (const lk of lockerPage.data) putLocker(lk);
+      parcels.setLockers(lockerPage.data.map((lk) => lk.id));
+      alerts.load(events.data);
+      // Devices already offline when the page (re)connects are alerts too, as of their last word.
+      const offline = [
+        ...vans.data.filter((v) => !v.online).map((v) => ({ ...v, source: "vehicle" })),
+        ...lockerPage.data.filter((lk) => !lk.online).map((lk) => ({ ...lk, source: "locker" })),
+      ];
+      for (const d of offline) {
+        alerts.add(
+          {
+            source: d.source,
+            device_id: d.id,
+            kind: "offline",
+            severity: "warning",
+            at: d.last_seen || new Date().toISOString(),
+          },
+          { counted: false },
+        );
+      }
+      lockers.refresh();
+    }
+  }
+
+  const refreshLockers = debounce(async (lockerId) => {
+    const page = await api.get("/lockers");
+    for (const lk of page.data) putLocker(lk);
+    lockers.refresh(lockerId);
+    if (!$("#view-parcels").hidden) parcels.refresh();
+  }, 300);
+
+  function onEvent(kind, data) {
+    if (kind === "telemetry") {
+      const point = data.points[data.points.length - 1];
+      const known = fleet.vans.get(data.vehicle_id);
+      fleet.setVan(data.vehicle_id, { point, online: known ? known.online : true });
+      if (map) for (const p of data.points) map.moveVan(data.vehicle_id, p);
+    } else if (kind === "status") {
+      if (data.kind === "vehicle") {
+        fleet.setVan(data.device_id, { online: data.online });
+        if (map) map.setVanOnline(data.device_id, data.online);
+      } else {
+        refreshLockers(data.device_id);
+      }
+      if (!data.online) {
+        alerts.add({
+          source: data.kind,
+          device_id: data.device_id,
+          kind: "offline",
+          severity: "warning",
+          at: new Date().toISOString(),
+        });
+      }
+    } else if (kind === "vehicle_event") {
+      alerts.add({ source: "vehicle", device_id: data.vehicle_id, ...data });
+    } else if (kind === "locker_event") {
+      alerts.add({ source: "locker", device_id: data.locker_id, ...data });
+      refreshLockers(data.locker_id);
+    }
+  }
+
+  const liveState = $("#live-state");
+  function onState(state) {
+    liveState.dataset.state = state;
+    liveState.textContent =
+      state === "live" ? "Live" : state === "refused" ? "Live updates not allowed" : "Reconnecting…";
+    if (state === "live") loadState().catch((err) => console.warn("reload failed", err));
+    if (state === "unauthorized") showSignIn("Your key is no longer valid.");
+  }
+
+  if (canFleet) openStream({ token, onEvent, onState });
+  else {
+    liveState.textContent = "No live updates for this role";
+    loadState();
+  }
+  setInterval(() => {
+    fleet.renderVans();
+    if (map) for (const id of map.vans.keys()) map.refreshVan(id);
+  }, 5000);
+  show(location.hash.slice(1) || offered[0]);
+}
+
+async function boot() {
+  setupSignIn();
+  const token = sessionStorage.getItem(KEY_STORAGE);
+  if (!token) return showSignIn();
+  try {
+    start(token, await new Api(token).get("/me"));
+  } catch (err) {
+    showSignIn(err.status === 401 ? "Your key is no longer valid." : err.describe());
+  }
+}
+
+boot();
