@@ -197,5 +197,5 @@ def test_percentiles_interpolate_between_order_statistics() -> None:
 
 
 def test_a_vehicle_type_without_an_emission_factor_is_refused() -> None:
-    with pytest.raises(ValueError, match="no emission factor for vehicle type.*hydrogen_van"):
+    with pytest.raises(ValueError, match=r"no emission factor for vehicle type.*hydrogen_van"):
         FleetSettings(vehicles={"van-9": VehicleProfile(type="hydrogen_van")})
