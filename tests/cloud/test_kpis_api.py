@@ -260,3 +260,17 @@ def test_a_parcel_delivered_through_the_api_today_counts_today(
         100.0,
         100.0,
     )
+
+
+def test_a_parcel_left_in_a_locker_occupies_it_on_days_it_did_not_move(
+    session_factory: sessionmaker[Session], database_url: str
+) -> None:
+    _seed(session_factory)
+    (next_day,) = _get(session_factory, database_url, {"from": "2026-11-24"})
+    assert next_day.status_code == 200, next_day.text
+    (locker,) = next_day.json()["lockers"]
+    # only this morning's deposit is still inside: 24 of 240 compartment-hours; the parcel
+    # picked up on the 23rd is not counted again
+    assert locker["occupied_s"] == pytest.approx(24 * 3600)
+    assert locker["pickups"] == 0
+    assert all(r["handovers"] == 0 for r in next_day.json()["data"])
