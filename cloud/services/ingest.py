@@ -368,13 +368,15 @@ def refuse_revoked(
 ) -> tuple[list[Accepted], list[Rejected]]:
     """Split off the messages of devices the registry (:mod:`cloud.registry`) marks revoked: the
     broker refuses them once reloaded, but what they published before still arrives."""
-    senders = [parse_topic(a.topic) for a in accepted]  # valid: classify accepted them
-    revoked = revoked_among(session, {s.device_id for s in senders})
+    # Each topic parsed once (a batch holds many messages per device); valid: classify accepted.
+    senders = {t: parse_topic(t) for t in {a.topic for a in accepted}}
+    revoked = revoked_among(session, {s.device_id for s in senders.values()})
     if not revoked:
         return list(accepted), []
     kept: list[Accepted] = []
     refused: list[Rejected] = []
-    for item, sender in zip(accepted, senders, strict=True):
+    for item in accepted:
+        sender = senders[item.topic]
         if sender.device_id not in revoked:
             kept.append(item)
             continue
