@@ -30,6 +30,7 @@ from cloud.api.passwords import hash_password
 from cloud.broker import MosquittoBroker
 from cloud.demo_desk import run_desk
 from cloud.errors import HubError
+from cloud.fleet import FleetSettings, VehicleProfile
 from cloud.hub import run_hub
 from cloud.settings import HubSettings, Role, UserSettings
 from edge.app import run_vehicle
@@ -69,6 +70,21 @@ def locker_sites(n: int) -> dict[str, tuple[float, float]]:
         )
         for i in range(1, n + 1)
     }
+
+
+def demo_fleet(*, vans: int, lockers: int) -> FleetSettings:
+    """Two depots, odd vans and lockers in the north, even ones in the south; every third van
+    electric, so KPIs per depot and CO2 per parcel differ."""
+    return FleetSettings(
+        default_depot="north",
+        vehicles={
+            f"van-{i}": VehicleProfile(
+                type="e_van" if i % 3 == 0 else "diesel_van", depot="north" if i % 2 else "south"
+            )
+            for i in range(1, vans + 1)
+        },
+        lockers={f"locker-{i}": "north" if i % 2 else "south" for i in range(1, lockers + 1)},
+    )
 
 
 def _check_port_free(port: int) -> None:
@@ -130,6 +146,7 @@ async def run_demo(options: DemoOptions) -> None:
             users={"demo": UserSettings(role=Role.OPS, password_hash=password_hash)},
             jwt_secret=secrets.token_urlsafe(48),
             map_locker_sites=locker_sites(options.lockers),
+            fleet=demo_fleet(vans=options.vans, lockers=options.lockers),
         )
         vans = [
             VehicleSettings(
@@ -168,7 +185,13 @@ async def run_demo(options: DemoOptions) -> None:
             api = f"http://127.0.0.1:{options.port}"
             if options.customers:
                 tg.create_task(
-                    run_desk(api=api, api_key=api_key, keypads=keypads, rng=random.Random(7)),
+                    run_desk(
+                        api=api,
+                        api_key=api_key,
+                        keypads=keypads,
+                        rng=random.Random(7),
+                        vans=tuple(v.device_id for v in vans),
+                    ),
                     name="demo-desk",
                 )
             if sys.stdin.isatty():
@@ -213,6 +236,7 @@ def _sign_in_banner(*, api: str, password: str) -> None:
   Sign in             curl -d 'username=demo&password={password}' {api}/api/v1/auth/token
   A van's trips       curl -H "Authorization: Bearer <access_token>" \\
                            '{api}/api/v1/vehicles/van-1/trips?from={today}T00:00:00Z&to={today}T23:59:59Z'
+  Today's KPIs        curl -H "Authorization: Bearer <access_token>" '{api}/api/v1/kpis?from={today}'
 """,
         flush=True,
     )

@@ -5,7 +5,9 @@ that locker's keypad (the simulated people open and shut the door). The hub then
 code, which reaches the desk only the way it reaches a real customer: through a signed webhook to
 the desk's own receiver on loopback. The customer types it a little later -- except now and then,
 when nobody comes: ops expire the code, the courier gets a return code by webhook and takes the
-parcel back.
+parcel back. Each parcel rides one of the demo's vans and is promised a delivery window, which it
+sometimes misses; now and then a home parcel goes out too, and the first attempt sometimes fails
+(nobody home) before a second one succeeds -- so ``GET /api/v1/kpis`` has something to say.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -87,6 +90,8 @@ async def run_desk(
     keypads: dict[str, SimKeypad],
     rng: random.Random,
     expire_share: float = 0.2,
+    vans: tuple[str, ...] = (),
+    home_share: float = 0.3,
 ) -> None:
     """Run the desk until cancelled (its tasks in one task group)."""
     client = _Api(base=api, key=api_key)
@@ -96,11 +101,36 @@ async def run_desk(
             client.call, "POST", "/webhooks", {"url": url, "events": ["parcel.*"], "secret": secret}
         )
 
+        def promised(destination: dict[str, Any]) -> dict[str, Any]:
+            """A window that closes between a minute ago and five minutes from now."""
+            now = datetime.now(UTC)
+            end = now + timedelta(seconds=rng.uniform(-60, 300))
+            window = {
+                "window_start": (end - timedelta(hours=2)).isoformat(),
+                "window_end": end.isoformat(),
+            }
+            return client.call("POST", "/parcels", {**destination, **window, "size": "M"})
+
+        def load(parcel_id: str) -> None:
+            client.call("POST", f"/parcels/{parcel_id}/transitions", {"to": "at_depot"})
+            out: dict[str, Any] = {"to": "out_for_delivery"}
+            if vans:
+                out["vehicle_id"] = rng.choice(vans)
+            client.call("POST", f"/parcels/{parcel_id}/transitions", out)
+
         def send_out(locker_id: str) -> dict[str, Any]:
-            parcel = client.call("POST", "/parcels", {"locker_id": locker_id, "size": "M"})
-            for to in ("at_depot", "out_for_delivery"):
-                client.call("POST", f"/parcels/{parcel['id']}/transitions", {"to": to})
+            parcel = promised({"locker_id": locker_id})
+            load(parcel["id"])
             return client.call("POST", f"/parcels/{parcel['id']}/codes", {"kind": "courier"})
+
+        def home_delivery() -> None:
+            lat, lon = 52.37 + rng.uniform(-0.004, 0.004), 4.89 + rng.uniform(-0.006, 0.006)
+            parcel = promised({"address": "Demo street 1", "lat": lat, "lon": lon})
+            load(parcel["id"])
+            if rng.random() < 0.3:
+                client.call("POST", f"/parcels/{parcel['id']}/attempts", {"reason": "nobody home"})
+                load(parcel["id"])
+            client.call("POST", f"/parcels/{parcel['id']}/delivery", {"lat": lat, "lon": lon})
 
         async def customer(event: dict[str, Any]) -> None:
             code = event["data"]["code"]
@@ -131,6 +161,11 @@ async def run_desk(
                     )
                     await asyncio.sleep(2)  # the grant reaches the locker
                     keypads[locker_id].press(courier["code"] + "#")
+                if rng.random() < home_share:
+                    try:
+                        await asyncio.to_thread(home_delivery)
+                    except (OSError, urllib.error.URLError) as err:
+                        log.info("demo desk: a home delivery failed (%s)", err)
                 await asyncio.sleep(rng.uniform(15, 25))
 
         async with asyncio.TaskGroup() as tg:

@@ -160,7 +160,7 @@ class IngestStats:
         self.batches += 1
         self.stored += result.stored
         self.duplicates += result.duplicates
-        for r in rejected:
+        for r in (*rejected, *result.refused):
             self.dead_letters[(r.topic_kind, r.reason)] += 1
 
 
@@ -329,6 +329,7 @@ class IngestWorker:
                 stored=total.stored + one.stored,
                 duplicates=total.duplicates + one.duplicates,
                 dead_letters=total.dead_letters + one.dead_letters,
+                refused=total.refused + one.refused,
             )
         return total, unstorable
 

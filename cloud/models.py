@@ -407,3 +407,16 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(String(500), default="")
     duration_ms: Mapped[float] = mapped_column(Double)
+
+
+class DeviceRecord(Base):
+    """A provisioned van or locker (``lastmile provision``): ingest refuses a revoked one."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(DeviceIdCol, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # protocol.topics.DeviceKind
+    state: Mapped[str] = mapped_column(String(10))  # cloud.registry.DeviceState
+    created_at: Mapped[datetime]
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -13,7 +13,8 @@ user alike and cannot tell a van from a locker: ``pattern write fleet/%u/telemet
 Every change takes effect when the broker reloads (``systemctl reload mosquitto``, i.e. SIGHUP);
 until then the broker still uses the files it read last. Passwords go to ``mosquitto_passwd`` on its
 standard input, never on a command line (``ps`` would show them) nor in a log. Registering the device
-in the hub's database is not done here.
+in the hub's database is :mod:`cloud.registry`'s, driven by ``lastmile provision --database-url``
+(:mod:`cloud.provision_cli`).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud.fleet import FleetSettings
 from cloud.services.trips import TripRules
 from edge.settings import MqttSettings
 from protocol.messages import DeviceId
@@ -174,6 +175,10 @@ class HubSettings(BaseSettings):
         default_factory=dict,
         description="Where each locker stands (id -> [lat, lon]), for the dashboard's map; "
         "lockers do not report a position",
+    )
+    fleet: FleetSettings = Field(
+        default_factory=FleetSettings,
+        description="vehicle types, depots and CO2 emission factors, for the KPIs",
     )
 
     @field_validator("code_master_secret")

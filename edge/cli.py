@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--mqtt-host", required=True, help="the broker name devices dial")
             cmd.add_argument("--mqtt-port", type=int, default=8883)
             cmd.add_argument("--install-dir", type=Path, default=Path("/etc/lastmile"))
+        hub_db = cmd.add_mutually_exclusive_group()
+        hub_db.add_argument("--database-url", help="also record it in the hub's device registry")
+        hub_db.add_argument("--hub-config", type=Path, help="as --database-url, from hub.toml")
         cmd.set_defaults(handler=_provision, action=action, kind=verb)
     return parser
 

@@ -12,6 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,6 +85,16 @@ def test_the_demo_shows_moving_vans_and_lockers_and_stops_cleanly(tmp_path: Path
         window = f"from={today}T00:00:00Z&to={today}T23:59:59Z"
         trips = _get(f"{api}/vehicles/van-1/trips?{window}", token)
         assert trips["count"] == len(trips["data"])  # type: ignore[arg-type]
+        # The desk's parcels ride the vans of two depots: today's KPIs count their handovers.
+        while True:
+            kpis: dict[str, Any] = _get(f"{api}/kpis?from={today}", token)
+            rows = kpis["data"]
+            if sum(r["handovers"] for r in rows if r["vehicle_id"]) >= 1:
+                break
+            assert time.monotonic() - started < 120, f"no handover in the KPIs: {kpis}"
+            time.sleep(1)
+        assert {r["depot"] for r in rows} == {"north", "south"}
+        assert {lk["locker_id"] for lk in kpis["lockers"]} == {"locker-1", "locker-2"}
         assert f"Dashboard           http://127.0.0.1:{port}/" in Path(out.name).read_text()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
             assert "<title>Lastmile ops</title>" in resp.read().decode()

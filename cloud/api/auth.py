@@ -10,6 +10,7 @@ command vans   no      no           yes
 operate parcel no      no           yes
 operate locker no      no           yes
 webhooks       no      no           yes
+devices        no      no           yes
 =============  ======  ===========  ====
 
 ``/track/{token}`` takes no key at all: the unguessable token is the credential.
@@ -50,6 +51,7 @@ class Permission(StrEnum):
     OPERATE_PARCELS = "operate parcels"
     OPERATE_LOCKERS = "operate lockers"
     MANAGE_WEBHOOKS = "manage webhooks"
+    MANAGE_DEVICES = "manage devices"
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -55,3 +55,4 @@ VehicleCommander = Annotated[Principal, Depends(require(Permission.COMMAND_VEHIC
 ParcelOperator = Annotated[Principal, Depends(require(Permission.OPERATE_PARCELS))]
 LockerOperator = Annotated[Principal, Depends(require(Permission.OPERATE_LOCKERS))]
 WebhookManager = Annotated[Principal, Depends(require(Permission.MANAGE_WEBHOOKS))]
+DeviceManager = Annotated[Principal, Depends(require(Permission.MANAGE_DEVICES))]

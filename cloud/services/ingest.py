@@ -34,6 +34,7 @@ from cloud.models import (
     VehicleCommandAck,
     VehicleEventRow,
 )
+from cloud.registry import revoked_among
 from protocol.messages import (
     CommandAck,
     DeviceStatus,
@@ -42,6 +43,7 @@ from protocol.messages import (
     TelemetryBatch,
     VehicleEvent,
 )
+from protocol.topics import parse_topic
 
 D = TypeVar("D", Vehicle, Locker)
 
@@ -71,6 +73,7 @@ class StoreResult:
     stored: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    refused: tuple[Rejected, ...] = ()  # accepted by classify, refused here: a revoked device
 
 
 POSITION_COLUMNS = (
@@ -268,7 +271,8 @@ def store_batch(
     its device connected, so ordering by ``sent_at`` would let an old "online" win over the will.
     """
     accepted = [i for i in items if isinstance(i, Accepted)]
-    rejected = [i for i in items if isinstance(i, Rejected)]
+    accepted, refused = refuse_revoked(session, accepted)
+    rejected = [*(i for i in items if isinstance(i, Rejected)), *refused]
     fresh, duplicates = _claim(session, accepted, received_at)
 
     vehicle_ids = {m.vehicle_id for m in fresh if isinstance(m, TelemetryBatch | VehicleEvent)}
@@ -351,7 +355,41 @@ def store_batch(
                 for r in rejected
             ],
         )
-    return StoreResult(stored=len(fresh), duplicates=duplicates, dead_letters=len(rejected))
+    return StoreResult(
+        stored=len(fresh),
+        duplicates=duplicates,
+        dead_letters=len(rejected),
+        refused=tuple(refused),
+    )
+
+
+def refuse_revoked(
+    session: Session, accepted: Sequence[Accepted]
+) -> tuple[list[Accepted], list[Rejected]]:
+    """Split off the messages of devices the registry (:mod:`cloud.registry`) marks revoked: the
+    broker refuses them once reloaded, but what they published before still arrives."""
+    # Each topic parsed once (a batch holds many messages per device); valid: classify accepted.
+    senders = {t: parse_topic(t) for t in {a.topic for a in accepted}}
+    revoked = revoked_among(session, {s.device_id for s in senders.values()})
+    if not revoked:
+        return list(accepted), []
+    kept: list[Accepted] = []
+    refused: list[Rejected] = []
+    for item in accepted:
+        sender = senders[item.topic]
+        if sender.device_id not in revoked:
+            kept.append(item)
+            continue
+        refused.append(
+            Rejected(
+                topic=item.topic,
+                topic_kind=f"{sender.kind}/{sender.channel}",
+                reason="device_revoked",
+                detail=f"{sender.kind} {sender.device_id} is revoked in the device registry",
+                payload=item.payload,
+            )
+        )
+    return kept, refused
 
 
 def _ack_row(ack: CommandAck, received_at: datetime) -> dict[str, Any]:

@@ -72,6 +72,8 @@ MATRIX: dict[tuple[str, str], set[Role] | frozenset[str]] = {
     ("GET", "/api/v1/events"): {Role.VIEWER, Role.OPS},
     ("GET", "/api/v1/lockers/locker-1/compartments"): {Role.VIEWER, Role.OPS},
     ("GET", "/api/v1/stream"): {Role.VIEWER, Role.OPS},
+    ("GET", "/api/v1/kpis?from=2026-11-23"): {Role.VIEWER, Role.OPS},
+    ("GET", "/api/v1/devices"): {Role.OPS},
 }
 BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/v1/parcels"): {"locker_id": "locker-1"},

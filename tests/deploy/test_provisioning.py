@@ -231,3 +231,55 @@ def test_a_connection_open_with_a_rotated_password_is_dropped_at_the_reload(
     assert online.disconnected.wait(WAIT_S), "the old password's open connection stayed up"
     # The control: a reload alone drops nobody whose credentials still hold.
     assert not bystander.disconnected.wait(1.0), "the reload dropped an unchanged device"
+
+
+def test_the_cli_records_each_device_in_the_hubs_registry_and_changes_nothing_without_it(
+    broker_dir: Path, tmp_path: Path, database_url: str
+) -> None:
+    """`--database-url`: provision, rotate and revoke land in the registry the API lists; an
+    unreachable database stops the command before the broker's files change."""
+    from cloud.db import make_engine, make_session_factory
+    from cloud.models import DeviceRecord
+
+    lastmile = [sys.executable, "-m", "edge.cli", "provision"]
+    where = ["--broker-dir", str(broker_dir), "--database-url", database_url]
+    bundle = ["--out", str(tmp_path / "out"), "--mqtt-host", "broker.example.net"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*lastmile, *args], capture_output=True, text=True, timeout=60, check=False
+        )
+
+    def registry() -> dict[str, DeviceRecord]:
+        engine = make_engine(database_url)
+        try:
+            with make_session_factory(engine)() as session:
+                return {d.id: d for d in session.query(DeviceRecord)}
+        finally:
+            engine.dispose()
+
+    for args in (
+        ("vehicle", "van-40", *where, *bundle),
+        ("locker", "locker-40", *where, *bundle),
+        ("rotate", "locker-40", *where, *bundle),
+        ("revoke", "van-40", *where),
+    ):
+        done = run(*args)
+        assert done.returncode == 0, done.stderr
+        assert "recorded" in done.stdout and "registry" in done.stdout
+    found = registry()
+    assert (found["van-40"].kind, found["van-40"].state) == ("vehicle", "revoked")
+    assert found["van-40"].revoked_at is not None
+    assert (found["locker-40"].kind, found["locker-40"].state) == ("locker", "active")
+    assert found["locker-40"].rotated_at is not None
+
+    acl_before = (broker_dir / "acl").read_text()
+    dead = "postgresql+psycopg://nobody@127.0.0.1:1/hub?connect_timeout=5"  # nothing listens
+    refused = run(
+        "vehicle", "van-41", "--broker-dir", str(broker_dir), "--database-url", dead, *bundle
+    )
+    assert refused.returncode == 1
+    assert "the hub database cannot be used, nothing changed" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert (broker_dir / "acl").read_text() == acl_before
+    assert not (tmp_path / "out" / "van-41").exists()

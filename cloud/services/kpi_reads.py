@@ -1,0 +1,158 @@
+"""The reads behind ``GET /api/v1/kpis``: the facts :func:`cloud.services.kpis.compute` needs.
+
+Per request: the parcels that changed status in the window or sat in a locker during it (with all
+their transitions, since a pickup's dwell starts at a deposit that may be older than the window),
+each selected van's trips of each day (derived on read like ``/distance``, see
+:mod:`cloud.services.tracks`) and the lockers. Bounded by :data:`MAX_DAYS`: a van-day of trips is
+one range scan of its positions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+
+from sqlalchemy import Select, and_, exists, select, union
+from sqlalchemy.orm import Session, aliased
+
+from cloud.errors import NotFoundError
+from cloud.fleet import FleetSettings
+from cloud.models import Locker, Parcel, ParcelEvent, Vehicle
+from cloud.services import tracks
+from cloud.services.errors import InvalidRequestError
+from cloud.services.kpis import (
+    DAY,
+    LEAVES_LOCKER,
+    KpiReport,
+    LockerFacts,
+    ParcelFacts,
+    Transition,
+    VehicleDay,
+    compute,
+    day_start,
+    days,
+)
+from cloud.services.trips import TripRules
+
+MAX_DAYS = 31
+
+
+def read_kpis(
+    session: Session,
+    *,
+    first: date,
+    last: date,
+    fleet: FleetSettings,
+    rules: TripRules,
+    now: datetime,
+    vehicle_id: str | None = None,
+    depot: str | None = None,
+) -> KpiReport:
+    """KPIs of the UTC days ``first`` .. ``last``, for every depot or one, or one van.
+
+    Raises InvalidRequestError (bad or too long a range), NotFoundError (no such van or depot).
+    """
+    if last < first:
+        raise InvalidRequestError("'from' is after 'to'", loc=("query", "from"))
+    if (last - first).days + 1 > MAX_DAYS:
+        raise InvalidRequestError(f"at most {MAX_DAYS} days per request", loc=("query", "to"))
+    if vehicle_id is not None and session.get(Vehicle, vehicle_id) is None:
+        raise NotFoundError("vehicle", vehicle_id)
+    all_lockers = list(session.scalars(select(Locker).order_by(Locker.id)))
+    all_vehicles = list(session.scalars(select(Vehicle.id).order_by(Vehicle.id)))
+    if depot is not None:
+        known = {fleet.default_depot, *(fleet.depot_of_vehicle(v) for v in all_vehicles)}
+        known |= {fleet.depot_of_locker(lk.id) for lk in all_lockers}
+        if depot not in known:
+            raise NotFoundError("depot", depot)
+    start, end = day_start(first), day_start(last) + DAY
+
+    vehicles = [
+        v
+        for v in all_vehicles
+        if (vehicle_id is None or v == vehicle_id)
+        and (depot is None or fleet.depot_of_vehicle(v) == depot)
+    ]
+    vehicle_days = [
+        _vehicle_day(session, vehicle_id=v, day=d, rules=rules)
+        for v in vehicles
+        for d in days(first, last)
+    ]
+    parcels = _parcels(session, start=start, end=end)
+    if vehicle_id is not None:
+        parcels = [p for p in parcels if p.vehicle_id == vehicle_id]
+    lockers = [] if vehicle_id is not None else all_lockers
+    if depot is not None:
+        lockers = [lk for lk in lockers if fleet.depot_of_locker(lk.id) == depot]
+    report = compute(
+        first=first,
+        last=last,
+        parcels=parcels,
+        vehicle_days=vehicle_days,
+        lockers=[LockerFacts(locker_id=lk.id, compartments=lk.compartments) for lk in lockers],
+        fleet=fleet,
+        now=now,
+    )
+    rows = tuple(
+        r
+        for r in report.rows
+        if (depot is None or r.depot == depot)
+        and (vehicle_id is None or r.vehicle_id == vehicle_id)
+    )
+    return KpiReport(rows=rows, lockers=report.lockers)
+
+
+def _vehicle_day(session: Session, *, vehicle_id: str, day: date, rules: TripRules) -> VehicleDay:
+    since = day_start(day)
+    found = tracks.journey(
+        session, vehicle_id=vehicle_id, since=since, until=since + DAY, rules=rules
+    )
+    road_s = (found.trips[-1].end - found.trips[0].start).total_seconds() if found.trips else 0.0
+    return VehicleDay(vehicle_id=vehicle_id, day=day, distance_m=found.distance_m, road_s=road_s)
+
+
+def _relevant_parcels(*, start: datetime, end: datetime) -> Select[tuple[object]]:
+    """Ids of parcels that changed status in ``[start, end)``, or were deposited before ``end``
+    and had not left their locker by ``start`` (they occupied a compartment in the window)."""
+    changed = select(ParcelEvent.parcel_id).where(
+        ParcelEvent.to_status.is_not(None), ParcelEvent.at >= start, ParcelEvent.at < end
+    )
+    leave = aliased(ParcelEvent)
+    inside = select(ParcelEvent.parcel_id).where(
+        ParcelEvent.to_status == "deposited",
+        ParcelEvent.at < start,
+        ~exists().where(
+            and_(
+                leave.parcel_id == ParcelEvent.parcel_id,
+                leave.to_status.in_(LEAVES_LOCKER),
+                leave.at >= ParcelEvent.at,
+                leave.at < start,
+            )
+        ),
+    )
+    return select(union(changed, inside).subquery().c[0])
+
+
+def _parcels(session: Session, *, start: datetime, end: datetime) -> list[ParcelFacts]:
+    ids = _relevant_parcels(start=start, end=end)
+    transitions: dict[object, list[Transition]] = defaultdict(list)
+    for pid, at, frm, to in session.execute(
+        select(
+            ParcelEvent.parcel_id, ParcelEvent.at, ParcelEvent.from_status, ParcelEvent.to_status
+        )
+        .where(ParcelEvent.parcel_id.in_(ids), ParcelEvent.to_status.is_not(None))
+        .order_by(ParcelEvent.parcel_id, ParcelEvent.at, ParcelEvent.id)
+    ):
+        assert to is not None  # filtered above
+        transitions[pid].append(Transition(at=at, from_status=frm, to_status=to))
+    return [
+        ParcelFacts(
+            parcel_id=str(p.id),
+            vehicle_id=p.vehicle_id,
+            locker_id=p.locker_id,
+            window_start=p.window_start,
+            window_end=p.window_end,
+            transitions=tuple(transitions[p.id]),
+        )
+        for p in session.scalars(select(Parcel).where(Parcel.id.in_(ids)).order_by(Parcel.id))
+    ]
