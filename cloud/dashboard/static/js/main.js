@@ -125,6 +125,7 @@ function start(token, me) {
   // Everything the stream may have missed while it was down: re-read after each (re)connect.
   async function loadState() {
     if (canFleet) {
+      alerts.beginLoad();
       const [vans, lockerPage, events] = await Promise.all([
         api.get("/vehicles"),
         api.get("/lockers"),
