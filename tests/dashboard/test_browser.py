@@ -20,6 +20,7 @@ from tests.cloud.token_rigs import PASSWORDS
 from tests.dashboard.conftest import (
     COMPARTMENTS,
     LOCKER,
+    TABLET,
     Stack,
     screenshot,
     sign_in,
@@ -163,6 +164,7 @@ async def test_a_parcel_created_in_the_page_gets_codes_that_open_the_locker(
     await expect(row.locator(".status")).to_have_text("at depot")
     await page.get_by_role("button", name=f"Out for delivery, parcel {short}").click()
     await expect(row.locator(".status")).to_have_text("out for delivery")
+    await screenshot(page, "parcels-actions")
     await page.get_by_role("button", name=f"Issue courier code, parcel {short}").click()
     await screenshot(page, "parcels-new-code")
     courier, compartment = await _shown_code(page, "Courier")
@@ -206,6 +208,48 @@ async def test_a_parcel_created_in_the_page_gets_codes_that_open_the_locker(
     assert kinds.count("pickup_code_issued") == 2 and kinds[-1] == "picked_up", kinds
     await screenshot(page, "parcels")
     assert ops.errors == []
+
+
+async def test_a_home_parcel_is_created_with_its_position_and_window(
+    stack: Stack, browser: Browser
+) -> None:
+    ops = await sign_in(browser, stack, Role.OPS)
+    page = ops.page
+    await page.get_by_role("button", name="Parcels").click()
+    await page.get_by_label("a home address").check()
+    await expect(page.get_by_label("Locker", exact=True)).to_be_hidden()
+    await page.get_by_label("Reference").fill("HOME-1")
+    await page.get_by_label("Size").select_option("L")
+    await page.get_by_label("Address", exact=True).fill("Prinsengracht 263, Amsterdam")
+    await page.get_by_label("Latitude").fill("52.3752")
+    await page.get_by_label("Longitude").fill("4.8840")
+    await page.get_by_label("Window from").fill("2026-12-02T09:00")
+    await page.get_by_label("Window until").fill("2026-12-02T11:00")
+    await page.get_by_role("button", name="Create parcel").click()
+    await expect(page.locator("#new-tracking-link")).to_contain_text("/track/")
+    row = page.locator("#parcel-table tbody tr").first
+    await expect(row).to_contain_text("Prinsengracht 263, Amsterdam")
+    await expect(row.locator(".status")).to_have_text("created")
+    found = await stack.api.get("/api/v1/parcels?q=HOME-1", headers=auth(Role.VIEWER))
+    parcel = found.json()["data"][0]
+    # The window was typed in the tablet's own time zone; the hub gets instants.
+    start, end = await page.evaluate(
+        "[new Date('2026-12-02T09:00').toISOString(), new Date('2026-12-02T11:00').toISOString()]"
+    )
+    assert (parcel["locker_id"], parcel["size"], parcel["lat"], parcel["lon"]) == (
+        None,
+        "L",
+        52.3752,
+        4.884,
+    )
+    assert datetime.fromisoformat(parcel["window_start"]) == datetime.fromisoformat(start)
+    assert datetime.fromisoformat(parcel["window_end"]) == datetime.fromisoformat(end)
+    # A window that ends before it starts is the hub's to refuse; the page says why.
+    await page.get_by_label("Reference").fill("HOME-2")
+    await page.get_by_label("Window until").fill("2026-12-02T08:00")
+    await page.get_by_role("button", name="Create parcel").click()
+    await expect(page.locator("#create-error")).to_contain_text("The hub refused (422")
+    await expect(page.locator("#create-error")).to_contain_text("window_end must be after")
 
 
 async def test_ops_revokes_a_parcels_codes_in_the_page(stack: Stack, browser: Browser) -> None:
@@ -339,9 +383,10 @@ async def test_a_locker_alarm_reaches_the_alerts_feed_live(stack: Stack, browser
 
 
 async def test_a_wrong_key_is_refused_at_sign_in(stack: Stack, browser: Browser) -> None:
-    context = await browser.new_context()
+    context = await browser.new_context(viewport=TABLET)
     page = await context.new_page()
     await page.goto(stack.url + "/")
+    await screenshot(page, "sign-in")
     await page.get_by_label("API key").fill("not-a-key")
     await page.keyboard.press("Enter")
     await expect(page.locator("#sign-in-error")).to_have_text("The hub does not know this key.")

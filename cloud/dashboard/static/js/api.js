@@ -1,17 +1,23 @@
 // The hub's HTTP API, with the signed-in API key or JWT as a bearer token.
 
 export class ApiError extends Error {
-  constructor(status, title, detail) {
+  constructor(status, title, detail, errors = []) {
     super(detail || title || `HTTP ${status}`);
     this.status = status;
     this.title = title;
     this.detail = detail;
+    this.errors = errors; // a 422's field errors: [{loc, msg}]
   }
 
   // A sentence for the page: "The hub refused (404 Not Found): ...".
   describe() {
     const head = `The hub refused (${this.status}${this.title ? " " + this.title : ""})`;
-    return this.detail && this.detail !== this.title ? `${head}: ${this.detail}` : head;
+    const text = this.detail && this.detail !== this.title ? `${head}: ${this.detail}` : head;
+    const fields = this.errors.map((e) => {
+      const where = (e.loc || []).filter((part) => part !== "body").join(".");
+      return where ? `${where}: ${e.msg}` : e.msg;
+    });
+    return fields.length ? `${text} (${fields.join("; ")})` : text;
   }
 }
 
@@ -22,7 +28,8 @@ async function problemOf(resp) {
   } catch (err) {
     problem = {};
   }
-  return new ApiError(resp.status, problem.title || resp.statusText, problem.detail || "");
+  const errors = Array.isArray(problem.errors) ? problem.errors : [];
+  return new ApiError(resp.status, problem.title || resp.statusText, problem.detail || "", errors);
 }
 
 // The OAuth2 password flow: a user's name and password for a JWT ({access_token, expires_in}).

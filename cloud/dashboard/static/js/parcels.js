@@ -165,7 +165,7 @@ export class ParcelsView {
       h("td", {}, h("span", { class: `status status-${p.status}` }, STATUS[p.status] || p.status)),
       h("td", {}, clock(p.created_at)),
       h("td", {}, clock(p.updated_at)),
-      h("td", { class: "actions" }, buttons),
+      h("td", {}, h("div", { class: "actions" }, buttons)),
     );
   }
 
