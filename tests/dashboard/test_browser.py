@@ -114,6 +114,8 @@ async def _shown_code(page: Page, kind: str) -> tuple[str, int]:
     await page.get_by_role("button", name="I have passed it on, hide it").click()
     await expect(page.locator("#new-code")).to_be_hidden()
     assert code not in await page.content()
+    stored = await page.evaluate("JSON.stringify([{ ...sessionStorage }, { ...localStorage }])")
+    assert code not in stored
     return code, compartment
 
 
