@@ -199,7 +199,9 @@ async def test_a_parcel_created_in_the_page_gets_codes_that_open_the_locker(
     await expect(row.locator(".status")).to_have_text("picked up", timeout=20_000)
     await expect(row.locator(".action-button")).to_have_count(0)
     await row.get_by_role("button", name=f"History of parcel {short}").click()
-    kinds = await page.locator("tr.history li").evaluate_all("els => els.map(e => e.dataset.kind)")
+    history = page.locator(f'tr.history[data-history-of="{parcel_id}"] li')
+    await expect(history.last).to_have_attribute("data-kind", "picked_up")
+    kinds = await history.evaluate_all("els => els.map(e => e.dataset.kind)")
     assert kinds[:5] == [
         "created",
         "at_depot",
@@ -208,6 +210,12 @@ async def test_a_parcel_created_in_the_page_gets_codes_that_open_the_locker(
         "deposited",
     ], kinds
     assert kinds.count("pickup_code_issued") == 2 and kinds[-1] == "picked_up", kinds
+    # The table is re-read (search, live events, a timer): an open history stays open.
+    await page.get_by_role("button", name="Search", exact=True).click()
+    await expect(history).to_have_count(len(kinds))
+    await expect(row.get_by_role("button", name=f"History of parcel {short}")).to_have_attribute(
+        "aria-expanded", "true"
+    )
     await screenshot(page, "parcels")
     assert ops.errors == []
 

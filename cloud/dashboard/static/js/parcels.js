@@ -48,6 +48,7 @@ export class ParcelsView {
     this.api = api;
     this.root = root;
     this.canOperate = canOperate;
+    this.openHistory = new Set(); // parcel ids whose history the operator has open
     this.body = root.querySelector("#parcel-table tbody");
     this.empty = root.querySelector("#parcel-empty");
     this.search = root.querySelector("#parcel-search");
@@ -105,23 +106,29 @@ export class ParcelsView {
       return;
     }
     // Built off-screen, then swapped in at once; a history that was open stays open.
-    const open = new Set(
-      [...this.body.querySelectorAll('.history-button[aria-expanded="true"]')].map(
-        (b) => b.closest("tr").dataset.parcel,
-      ),
-    );
     const rows = [];
+    const shown = new Set();
     for (const p of page.data) {
       const row = this.row(p);
       rows.push(row);
-      if (open.has(p.id)) {
+      if (this.openHistory.has(p.id)) {
         rows.push(await this.historyRow(p));
         row.querySelector(".history-button").setAttribute("aria-expanded", "true");
+        shown.add(p.id);
       }
     }
     if (generation !== this.generation) return;
     clear(this.body).append(...rows);
     this.empty.hidden = page.count > 0;
+    // A history opened while this refresh was out: open it in the new rows too.
+    for (const row of rows) {
+      const id = row.dataset.parcel;
+      if (id && this.openHistory.has(id) && !shown.has(id)) {
+        const p = page.data.find((x) => x.id === id);
+        this.openHistory.delete(id);
+        await this.toggleHistory(row.querySelector(".history-button"), p);
+      }
+    }
   }
 
   row(p) {
@@ -173,12 +180,15 @@ export class ParcelsView {
   async toggleHistory(button, parcel) {
     const row = button.closest("tr");
     if (button.getAttribute("aria-expanded") === "true") {
-      row.nextElementSibling?.remove();
+      if (row.nextElementSibling?.classList.contains("history")) row.nextElementSibling.remove();
       button.setAttribute("aria-expanded", "false");
+      this.openHistory.delete(parcel.id);
       return;
     }
-    row.after(await this.historyRow(parcel));
     button.setAttribute("aria-expanded", "true");
+    this.openHistory.add(parcel.id);
+    const history = await this.historyRow(parcel);
+    if (button.getAttribute("aria-expanded") === "true" && row.isConnected) row.after(history);
   }
 
   async historyRow(parcel) {
