@@ -21,9 +21,11 @@ from locker.app import run_locker
 from locker.hardware import MockLockerFactory
 from locker.keypad import SimKeypad
 from locker.settings import LockerSettings
-from protocol.codes import derive_locker_key
+from protocol.codes import derive_courier_key, derive_locker_key
+from protocol.commands import derive_command_key
 from tests.cloud.conftest import session_factory
 from tests.cloud.helpers import KEYS, MASTER_SECRET, auth, eventually
+from tests.cloud.token_rigs import JWT_SECRET, users
 
 __all__ = ["session_factory"]  # the hub tests' migrated-database fixture, used here too
 
@@ -68,7 +70,7 @@ async def stack(
         master_secret=MASTER_SECRET,
         api_keys=KEYS,
         locker_sites={LOCKER: SITE},
-        **hub_overrides,
+        **({"users": users(), "jwt_secret": JWT_SECRET} | hub_overrides),
     )
     locker = LockerSettings(
         device_id=LOCKER,
@@ -76,6 +78,8 @@ async def stack(
         state_dir=tmp_path / "locker",
         compartments=COMPARTMENTS,
         code_key=derive_locker_key(MASTER_SECRET.encode(), LOCKER).hex(),
+        courier_key=derive_courier_key(MASTER_SECRET.encode(), LOCKER).hex(),
+        command_key=derive_command_key(MASTER_SECRET.encode(), LOCKER).hex(),
         simulate_people=True,
     )
     factory = MockLockerFactory()
@@ -104,8 +108,11 @@ async def browser() -> AsyncIterator[Browser]:
         yield b
 
 
-async def sign_in(browser: Browser, stack: Stack, role: Role) -> SignedIn:
-    """A fresh tablet-sized tab, signed in with ``role``'s key; console errors are collected."""
+async def sign_in(
+    browser: Browser, stack: Stack, role: Role, *, password: str | None = None
+) -> SignedIn:
+    """A fresh tablet-sized tab, signed in with ``role``'s key (or, given ``password``, as the
+    user ``{role}-user`` with a JWT from ``/auth/token``); console errors are collected."""
     context = await browser.new_context(viewport=TABLET)
     page = await context.new_page()
     signed = SignedIn(page)
@@ -117,7 +124,11 @@ async def sign_in(browser: Browser, stack: Stack, role: Role) -> SignedIn:
     page.on("console", on_console)
     page.on("pageerror", lambda exc: signed.errors.append(f"uncaught: {exc}"))
     await page.goto(stack.url + "/")
-    await page.get_by_label("API key").fill(KEYS[role])
+    if password is None:
+        await page.get_by_label("API key").fill(KEYS[role])
+    else:
+        await page.get_by_label("User name").fill(f"{role.value}-user")
+        await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
     await page.locator("#role").filter(has_text=f"Signed in as {role}").wait_for()
     return signed

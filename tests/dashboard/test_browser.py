@@ -7,11 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.async_api import Browser, Route, expect
-from sqlalchemy import select
+from playwright.async_api import Browser, Page, Route, expect
 
-from cloud.db import make_engine, make_session_factory
-from cloud.models import Parcel
 from cloud.settings import Role
 from locker.grants import GrantStore
 from protocol.codec import encode
@@ -19,9 +16,11 @@ from protocol.codes import derive_locker_key
 from protocol.messages import DeviceStatus, LockerEvent, Position, TelemetryBatch
 from protocol.topics import Channel, locker_topic, vehicle_topic
 from tests.cloud.helpers import KEYS, MASTER_SECRET, auth, eventually, mqtt_client
+from tests.cloud.token_rigs import PASSWORDS
 from tests.dashboard.conftest import (
     COMPARTMENTS,
     LOCKER,
+    TABLET,
     Stack,
     screenshot,
     sign_in,
@@ -105,71 +104,195 @@ async def test_a_van_marker_moves_when_the_van_publishes_a_fix(
     assert "rotate(45deg)" in (await arrow.get_attribute("style") or "")
 
 
-async def test_a_parcel_created_in_the_page_gives_a_code_that_opens_the_locker(
+async def _shown_code(page: Page, kind: str) -> tuple[str, int]:
+    """The code the page shows once, and its compartment; then dismissed (and gone from the page)."""
+    await expect(page.locator("#new-code-kind")).to_have_text(kind)
+    code_box = page.locator("#new-code-value")
+    await expect(code_box).to_have_text(re.compile(r"^\d{8}$"))
+    code = await code_box.inner_text()
+    compartment = int((await page.locator("#new-code-compartment").inner_text()).split("#")[1])
+    await page.get_by_role("button", name="I have passed it on, hide it").click()
+    await expect(page.locator("#new-code")).to_be_hidden()
+    assert code not in await page.content()
+    stored = await page.evaluate("JSON.stringify([{ ...sessionStorage }, { ...localStorage }])")
+    assert code not in stored
+    return code, compartment
+
+
+async def _grant_at_locker(stack: Stack, parcel_id: str, kind: str) -> None:
+    """Until the locker stored the parcel's active ``kind`` grant (the hub sent only a hash)."""
+    codes = await stack.api.get(f"/api/v1/parcels/{parcel_id}/codes", headers=auth(Role.OPS))
+    active = [g for g in codes.json()["data"] if g["kind"] == kind and g["state"] == "active"]
+    assert len(active) == 1, codes.json()
+    key = derive_locker_key(MASTER_SECRET.encode(), LOCKER)
+
+    def stored() -> bool:
+        with GrantStore(stack.locker_dir / f"{LOCKER}-grants.db", locker_key=key) as store:
+            return store.get(uuid.UUID(active[0]["grant_id"])) is not None
+
+    await eventually(stored, timeout=15, what=f"the {kind} grant at the locker")
+
+
+def _released(stack: Stack, compartment: int) -> int:
+    """How many times ``compartment``'s relay was energised."""
+    return relay_history(stack.factory, compartment).count(True)
+
+
+async def test_a_parcel_created_in_the_page_gets_codes_that_open_the_locker(
     stack: Stack, browser: Browser
 ) -> None:
     ops = await sign_in(browser, stack, Role.OPS)
     page = ops.page
     await expect(page.locator("#live-state")).to_have_text("Live", timeout=15_000)
     await page.get_by_role("button", name="Parcels").click()
+    await page.get_by_label("Reference").fill("R-42")
     await page.get_by_label("Locker", exact=True).fill(LOCKER)
     await page.get_by_role("button", name="Create parcel").click()
-    code_box = page.locator("#new-code-value")
-    await expect(code_box).to_have_text(re.compile(r"^\d{8}$"))
-    code = await code_box.inner_text()
-    compartment = int((await page.locator("#new-code-compartment").inner_text()).split("#")[1])
-    await screenshot(page, "parcels-new-code")
-    await page.get_by_role("button", name="I have passed it on, hide it").click()
-    await expect(page.locator("#new-code")).to_be_hidden()
+    # The customer's tracking link, shown once, and it works:
+    link = page.locator("#new-tracking-link")
+    await expect(link).to_have_text(re.compile(re.escape(stack.url) + r"/track/[\w-]+$"))
+    tracked = await stack.api.get(await link.inner_text() + "/json")
+    assert tracked.status_code == 200, tracked.text
+    await page.get_by_role("button", name="I have passed the link on, hide it").click()
+    await expect(page.locator("#new-tracking")).to_be_hidden()
+
     row = page.locator("#parcel-table tbody tr").first
-    await expect(row).to_contain_text("awaiting pickup")
+    await expect(row).to_contain_text("R-42")
+    await expect(row.locator(".status")).to_have_text("created")
+    parcel_id = await row.get_attribute("data-parcel")
+    assert parcel_id is not None
+    short = parcel_id[:8]
+    await page.get_by_role("button", name=f"Move to depot, parcel {short}").click()
+    await expect(row.locator(".status")).to_have_text("at depot")
+    await page.get_by_role("button", name=f"Out for delivery, parcel {short}").click()
+    await expect(row.locator(".status")).to_have_text("out for delivery")
+    await screenshot(page, "parcels-actions")
+    await page.get_by_role("button", name=f"Issue courier code, parcel {short}").click()
+    await screenshot(page, "parcels-new-code")
+    courier, compartment = await _shown_code(page, "Courier")
 
-    # The hub sent the locker a grant (only the code's hash); wait until the locker stored it.
-    engine = make_engine(stack.settings.database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            parcel = session.scalars(select(Parcel)).one()
-    finally:
-        engine.dispose()
-    key = derive_locker_key(MASTER_SECRET.encode(), LOCKER)
-
-    def locker_has_grant() -> bool:
-        with GrantStore(stack.locker_dir / f"{LOCKER}-grants.db", locker_key=key) as store:
-            return store.get(parcel.grant_id) is not None
-
-    await eventually(locker_has_grant, timeout=15, what="the grant at the locker")
-    stack.keypad.press(code + "#")
+    # The courier types it at the simulated locker: that compartment, and only it, is released.
+    await _grant_at_locker(stack, parcel_id, "courier")
+    stack.keypad.press(courier + "#")
     await eventually(
-        lambda: True in relay_history(stack.factory, compartment),
+        lambda: _released(stack, compartment) == 1,
         timeout=15,
         what=f"compartment {compartment}'s lock released",
     )
-    assert all(
-        relay_history(stack.factory, n) == [False]
-        for n in range(1, COMPARTMENTS + 1)
-        if n != compartment
+    others = [n for n in range(1, COMPARTMENTS + 1) if n != compartment]
+    assert all(_released(stack, n) == 0 for n in others)
+    # The simulated courier puts the parcel in and shuts the door: deposited, the page follows.
+    await expect(row.locator(".status")).to_have_text("in the locker", timeout=20_000)
+
+    # The customer lost the pickup code: ops resends it (a new code; the old one is revoked).
+    await page.get_by_role("button", name=f"Resend pickup code, parcel {short}").click()
+    pickup, again = await _shown_code(page, "Pickup")
+    assert again == compartment and pickup != courier
+    await _grant_at_locker(stack, parcel_id, "pickup")
+    stack.keypad.press(pickup + "#")
+    await eventually(
+        lambda: _released(stack, compartment) == 2,
+        timeout=15,
+        what=f"compartment {compartment}'s lock released for the pickup",
     )
-    # The simulated person takes the parcel and shuts the door; the page follows by itself.
-    await expect(row).to_contain_text("picked up", timeout=20_000)
-    await row.get_by_role("button", name=re.compile("History of parcel")).click()
-    history = page.locator("tr.history li")
-    await expect(history).to_have_text(
-        [
-            re.compile("created at the hub$"),
-            re.compile("code accepted$"),
-            re.compile("unlocked$"),
-            re.compile("door opened$"),
-            re.compile("door closed$"),
-            re.compile("picked up$"),
-        ]
+    assert all(_released(stack, n) == 0 for n in others)
+    await expect(row.locator(".status")).to_have_text("picked up", timeout=20_000)
+    await expect(row.locator(".action-button")).to_have_count(0)
+    await row.get_by_role("button", name=f"History of parcel {short}").click()
+    history = page.locator(f'tr.history[data-history-of="{parcel_id}"] li')
+    await expect(history.last).to_have_attribute("data-kind", "picked_up")
+    kinds = await history.evaluate_all("els => els.map(e => e.dataset.kind)")
+    assert kinds[:5] == [
+        "created",
+        "at_depot",
+        "out_for_delivery",
+        "courier_code_issued",
+        "deposited",
+    ], kinds
+    assert kinds.count("pickup_code_issued") == 2 and kinds[-1] == "picked_up", kinds
+    # The table is re-read (search, live events, a timer): an open history stays open.
+    await page.get_by_role("button", name="Search", exact=True).click()
+    await expect(history).to_have_count(len(kinds))
+    await expect(row.get_by_role("button", name=f"History of parcel {short}")).to_have_attribute(
+        "aria-expanded", "true"
     )
     await screenshot(page, "parcels")
     assert ops.errors == []
 
 
-async def test_a_viewer_is_offered_neither_remote_open_nor_parcel_creation(
+async def test_a_home_parcel_is_created_with_its_position_and_window(
     stack: Stack, browser: Browser
 ) -> None:
+    ops = await sign_in(browser, stack, Role.OPS)
+    page = ops.page
+    await page.get_by_role("button", name="Parcels").click()
+    await page.get_by_label("a home address").check()
+    await expect(page.get_by_label("Locker", exact=True)).to_be_hidden()
+    await page.get_by_label("Reference").fill("HOME-1")
+    await page.get_by_label("Size").select_option("L")
+    await page.get_by_label("Address", exact=True).fill("Prinsengracht 263, Amsterdam")
+    await page.get_by_label("Latitude").fill("52.3752")
+    await page.get_by_label("Longitude").fill("4.8840")
+    await page.get_by_label("Window from").fill("2026-12-02T09:00")
+    await page.get_by_label("Window until").fill("2026-12-02T11:00")
+    await page.get_by_role("button", name="Create parcel").click()
+    await expect(page.locator("#new-tracking-link")).to_contain_text("/track/")
+    row = page.locator("#parcel-table tbody tr").first
+    await expect(row).to_contain_text("Prinsengracht 263, Amsterdam")
+    await expect(row.locator(".status")).to_have_text("created")
+    found = await stack.api.get("/api/v1/parcels?q=HOME-1", headers=auth(Role.VIEWER))
+    parcel = found.json()["data"][0]
+    # The window was typed in the tablet's own time zone; the hub gets instants.
+    start, end = await page.evaluate(
+        "[new Date('2026-12-02T09:00').toISOString(), new Date('2026-12-02T11:00').toISOString()]"
+    )
+    assert (parcel["locker_id"], parcel["size"], parcel["lat"], parcel["lon"]) == (
+        None,
+        "L",
+        52.3752,
+        4.884,
+    )
+    assert datetime.fromisoformat(parcel["window_start"]) == datetime.fromisoformat(start)
+    assert datetime.fromisoformat(parcel["window_end"]) == datetime.fromisoformat(end)
+    # A window that ends before it starts is the hub's to refuse; the page says why.
+    await page.get_by_label("Reference").fill("HOME-2")
+    await page.get_by_label("Window until").fill("2026-12-02T08:00")
+    await page.get_by_role("button", name="Create parcel").click()
+    await expect(page.locator("#create-error")).to_contain_text("The hub refused (422")
+    await expect(page.locator("#create-error")).to_contain_text("window_end must be after")
+
+
+async def test_ops_revokes_a_parcels_codes_in_the_page(stack: Stack, browser: Browser) -> None:
+    made = await stack.api.post(
+        "/api/v1/parcels", json={"locker_id": LOCKER}, headers=auth(Role.OPS)
+    )
+    parcel_id = made.json()["id"]
+    for to in ("at_depot", "out_for_delivery"):
+        moved = await stack.api.post(
+            f"/api/v1/parcels/{parcel_id}/transitions", json={"to": to}, headers=auth(Role.OPS)
+        )
+        assert moved.status_code == 200, moved.text
+    issued = await stack.api.post(
+        f"/api/v1/parcels/{parcel_id}/codes", json={"kind": "courier"}, headers=auth(Role.OPS)
+    )
+    assert issued.status_code == 201, issued.text
+    page = (await sign_in(browser, stack, Role.OPS)).page
+    await page.get_by_role("button", name="Parcels").click()
+    await page.get_by_role("button", name=f"Revoke codes, parcel {parcel_id[:8]}").click()
+    await expect(page.locator("#parcel-result")).to_have_text(
+        f"Parcel {parcel_id[:8]}: 1 code revoked."
+    )
+    codes = await stack.api.get(f"/api/v1/parcels/{parcel_id}/codes", headers=auth(Role.OPS))
+    assert [g["state"] for g in codes.json()["data"]] == ["revoked"]
+
+
+async def test_a_viewer_is_offered_no_remote_open_and_no_parcel_action(
+    stack: Stack, browser: Browser
+) -> None:
+    made = await stack.api.post(
+        "/api/v1/parcels", json={"locker_id": LOCKER}, headers=auth(Role.OPS)
+    )
+    assert made.status_code == 201, made.text
     viewer = await sign_in(browser, stack, Role.VIEWER)
     page = viewer.page
     await page.get_by_role("button", name="Lockers").click()
@@ -182,15 +305,19 @@ async def test_a_viewer_is_offered_neither_remote_open_nor_parcel_creation(
     ).to_be_visible()
     await screenshot(page, "lockers-viewer")
     await page.get_by_role("button", name="Parcels").click()
-    await expect(page.locator("#parcel-table")).to_be_visible()
+    row = page.locator(f'#parcel-table tr[data-parcel="{made.json()["id"]}"]')
+    await expect(row.locator(".status")).to_have_text("created")
+    await expect(row.get_by_role("button", name=re.compile("History of parcel"))).to_be_visible()
+    await expect(page.locator(".action-button")).to_have_count(0)
     await expect(page.locator("#create-parcel")).to_be_hidden()
     assert viewer.errors == []
 
 
-async def test_ops_may_ask_for_a_remote_open_and_is_told_what_the_hub_answered(
+async def test_ops_remote_open_energises_the_relay_and_shows_the_lockers_answer(
     stack: Stack, browser: Browser
 ) -> None:
-    page = (await sign_in(browser, stack, Role.OPS)).page
+    ops = await sign_in(browser, stack, Role.OPS)
+    page = ops.page
     await page.get_by_role("button", name="Lockers").click()
     await page.locator(f'button[data-locker="{LOCKER}"]').click()
     await expect(page.locator(".open-button")).to_have_count(COMPARTMENTS)
@@ -200,15 +327,47 @@ async def test_ops_may_ask_for_a_remote_open_and_is_told_what_the_hub_answered(
     await expect(dialog).to_be_visible()
     await expect(dialog).to_contain_text("compartment 2")
     await page.get_by_role("button", name="Open it").click()
-    # Whatever the hub says to this request, the page must say the same thing.
-    answer = await stack.api.post(
-        f"/api/v1/lockers/{LOCKER}/compartments/2/open", json={}, headers=auth(Role.OPS)
-    )
     result = page.locator("#open-result")
-    if answer.status_code >= 400:
-        await expect(result).to_contain_text(f"The hub refused ({answer.status_code}")
-    else:
-        await expect(result).to_contain_text("sent the open command")
+    # "sent" first (the hub's 202), then the locker's acknowledgement through the broker.
+    await expect(result).to_contain_text(re.compile("^(Sent|Opened)"))
+    await expect(result).to_have_attribute("data-state", "executed", timeout=25_000)
+    await expect(result).to_contain_text(f"Opened: {LOCKER} #2 confirmed at")
+    assert _released(stack, 2) >= 1
+    assert all(_released(stack, n) == 0 for n in range(1, COMPARTMENTS + 1) if n != 2)
+    command_id = await result.get_attribute("data-command")
+    ack = await stack.api.get(
+        f"/api/v1/lockers/{LOCKER}/commands/{command_id}", headers=auth(Role.VIEWER)
+    )
+    assert ack.json()["status"] == "executed", ack.text
+    await screenshot(page, "lockers-remote-open")
+    assert ops.errors == []
+
+
+async def test_a_user_signs_in_with_a_password_and_works_with_a_jwt(
+    stack: Stack, browser: Browser
+) -> None:
+    ops = await sign_in(browser, stack, Role.OPS, password=PASSWORDS[Role.OPS])
+    page = ops.page
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15_000)
+    token = await page.evaluate("sessionStorage.getItem('lastmile.token')")
+    assert token.count(".") == 2 and token not in KEYS.values()  # a JWT, not a key
+    await page.get_by_role("button", name="Parcels").click()
+    await page.get_by_label("Locker", exact=True).fill(LOCKER)
+    await page.get_by_role("button", name="Create parcel").click()
+    await expect(page.locator("#new-tracking-link")).to_contain_text("/track/")
+    assert ops.errors == []
+    # A wrong password is refused with the hub's reason, and nothing is kept.
+    context = await browser.new_context()
+    wrong = await context.new_page()
+    await wrong.goto(stack.url + "/")
+    await wrong.get_by_label("User name").fill("ops-user")
+    await wrong.get_by_label("Password").fill("not the password")
+    await wrong.keyboard.press("Enter")
+    await expect(wrong.locator("#sign-in-error")).to_have_text(
+        "The hub refused the sign-in: incorrect user name or password."
+    )
+    await expect(wrong.locator("#views")).to_be_hidden()
+    assert await wrong.evaluate("sessionStorage.length") == 0
 
 
 async def test_a_locker_alarm_reaches_the_alerts_feed_live(stack: Stack, browser: Browser) -> None:
@@ -234,9 +393,10 @@ async def test_a_locker_alarm_reaches_the_alerts_feed_live(stack: Stack, browser
 
 
 async def test_a_wrong_key_is_refused_at_sign_in(stack: Stack, browser: Browser) -> None:
-    context = await browser.new_context()
+    context = await browser.new_context(viewport=TABLET)
     page = await context.new_page()
     await page.goto(stack.url + "/")
+    await screenshot(page, "sign-in")
     await page.get_by_label("API key").fill("not-a-key")
     await page.keyboard.press("Enter")
     await expect(page.locator("#sign-in-error")).to_have_text("The hub does not know this key.")
@@ -260,15 +420,18 @@ async def test_an_integration_key_works_the_parcels_page_by_keyboard_alone(
     await expect(page.locator("#view-parcels")).to_be_visible()
     await page.get_by_label("Locker", exact=True).focus()
     await page.keyboard.type(LOCKER)
-    await page.keyboard.press("Tab")  # the compartment, left empty
-    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")  # the home-address fields are hidden: straight to the button
     await expect(page.get_by_role("button", name="Create parcel")).to_be_focused()
     await page.keyboard.press("Enter")
-    await expect(page.locator("#new-code-value")).to_have_text(re.compile(r"^\d{8}$"))
-    # The code panel takes the focus, so a keyboard user can dismiss it at once.
-    await expect(page.get_by_role("button", name="I have passed it on, hide it")).to_be_focused()
+    await expect(page.locator("#new-tracking-link")).to_contain_text("/track/")
+    # The link panel takes the focus, so a keyboard user can dismiss it at once.
+    done = page.get_by_role("button", name="I have passed the link on, hide it")
+    await expect(done).to_be_focused()
     await page.keyboard.press("Enter")
-    await expect(page.locator("#new-code")).to_be_hidden()
+    await expect(page.locator("#new-tracking")).to_be_hidden()
+    # It may create parcels but not operate them: no lifecycle or code action is offered.
+    await expect(page.locator("#parcel-table tbody tr .status").first).to_have_text("created")
+    await expect(page.locator(".action-button")).to_have_count(0)
     await screenshot(page, "parcels-integration-portrait")
 
 

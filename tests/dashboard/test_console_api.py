@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.api.app import create_app
 from cloud.dashboard.live import LiveFeed, LiveHub, LiveUpdate
 from cloud.dashboard.pages import STATIC_DIR, MapConfig, mount_dashboard
-from cloud.models import Locker, LockerEventRow, Vehicle, VehicleEventRow
+from cloud.models import Locker, LockerEventRow, Parcel, ParcelStatus, Vehicle, VehicleEventRow
 from cloud.settings import Role
 from edge.settings import MqttSettings
 from protocol.codec import encode
@@ -120,6 +120,15 @@ def seeded(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
     return session_factory
 
 
+def _deposit(factory: sessionmaker[Session], parcel_id: uuid.UUID, *, compartment: int) -> None:
+    """As the courier's deposit would leave it (that flow has its own end-to-end tests)."""
+    with factory() as session, session.begin():
+        parcel = session.get(Parcel, parcel_id)
+        assert parcel is not None
+        parcel.status = ParcelStatus.DEPOSITED
+        parcel.compartment = compartment
+
+
 def test_the_grid_the_feed_and_the_search_read_what_the_hub_stored(
     seeded: sessionmaker[Session], database_url: str
 ) -> None:
@@ -129,11 +138,12 @@ def test_the_grid_the_feed_and_the_search_read_what_the_hub_stored(
     async def story() -> dict[str, httpx.Response]:
         async with _client(app) as client:
             made = await client.post(
-                "/api/v1/parcels", json={"locker_id": "locker-1", "compartment": 4},
+                "/api/v1/parcels", json={"locker_id": "locker-1", "reference": "R-7"},
                 headers=auth(Role.OPS),
             )  # fmt: skip
             assert made.status_code == 201, made.text
             parcel_id = made.json()["id"]
+            _deposit(seeded, uuid.UUID(parcel_id), compartment=4)
             return {
                 "grid": await client.get("/api/v1/lockers/locker-1/compartments", headers=viewer),
                 "no grid": await client.get("/api/v1/lockers/nope/compartments", headers=viewer),
@@ -157,6 +167,11 @@ def test_the_grid_the_feed_and_the_search_read_what_the_hub_stored(
                     headers=viewer,
                 ),
                 "by locker": await client.get("/api/v1/parcels?q=LOCKER-", headers=viewer),
+                "by reference": await client.get("/api/v1/parcels?q=r-7", headers=viewer),
+                "bad search": await client.get("/api/v1/parcels?q=a%20b", headers=viewer),
+                "in the locker": await client.get(
+                    "/api/v1/parcels?status=deposited", headers=viewer
+                ),
                 "by id": await client.get(f"/api/v1/parcels?q={parcel_id}", headers=viewer),
                 "other id": await client.get(f"/api/v1/parcels?q={uuid.uuid4()}", headers=viewer),
                 "picked": await client.get("/api/v1/parcels?status=picked_up", headers=viewer),
@@ -190,6 +205,10 @@ def test_the_grid_the_feed_and_the_search_read_what_the_hub_stored(
     assert [e["kind"] for e in r["one compartment"].json()["data"]] == ["door_opened"]
     assert r["backwards"].status_code == 422
     assert r["by locker"].json()["count"] == 1
+    assert r["by reference"].json()["data"][0]["reference"] == "R-7"
+    assert r["bad search"].status_code == 422
+    assert r["in the locker"].json()["data"][0]["compartment"] == 4
+    assert "tracking_token" not in r["by id"].json()["data"][0]
     assert r["by id"].json()["data"][0]["id"] == r["parcel_id"].text
     assert "code" not in r["by id"].json()["data"][0]
     assert r["other id"].json()["count"] == 0

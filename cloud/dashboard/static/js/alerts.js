@@ -11,17 +11,29 @@ export class AlertsFeed {
     this.alertsOnly = alertsOnly;
     this.badge = badge;
     this.items = [];
+    this.sinceLoad = [];
     this.unseen = 0;
     alertsOnly.addEventListener("change", () => this.render());
   }
 
+  // Call before asking /events: what the stream brings while that request is out must survive
+  // load(), which the hub's answer may predate (an event can reach the page before the database).
+  beginLoad() {
+    this.sinceLoad = [];
+  }
+
   load(events) {
-    this.items = events.map((e) => ({ ...e }));
+    const key = (e) => `${e.device_id}|${e.kind}|${Date.parse(e.at)}|${e.compartment ?? ""}`;
+    const loaded = new Set(events.map(key));
+    const live = this.sinceLoad.filter((e) => !loaded.has(key(e))).reverse();
+    this.items = [...live, ...events.map((e) => ({ ...e }))];
+    this.sinceLoad = [];
     this.render();
   }
 
   add(item, { counted = true } = {}) {
     this.items.unshift(item);
+    this.sinceLoad.push(item);
     if (this.items.length > MAX_ITEMS) this.items.length = MAX_ITEMS;
     if (counted && RANK[item.severity] >= 1) {
       this.unseen += 1;

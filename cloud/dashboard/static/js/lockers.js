@@ -2,6 +2,9 @@
 // remotely, after a confirmation. Whether the hub agrees is its decision: the answer is shown.
 import { clear, clock, h } from "./dom.js";
 
+const ACK_POLLS = 20;
+const ACK_POLL_MS = 1000;
+
 export class LockersView {
   constructor({ api, list, detail, result, dialog, canOpen, chart }) {
     this.chart = chart;
@@ -112,19 +115,46 @@ export class LockersView {
     dialog.showModal();
   }
 
+  // 202 from the hub means "sent", not "opened": the locker's own answer (executed or refused) is
+  // stored on the command, so the page asks for it a few times before saying it has none yet.
   async open(lockerId, number) {
+    const where = `${lockerId} #${number}`;
     this.result.className = "result";
-    this.result.textContent = `Asking the hub to open ${lockerId} #${number}…`;
+    this.result.textContent = `Asking the hub to open ${where}…`;
+    let command;
     try {
-      await this.api.post(
-        `/lockers/${encodeURIComponent(lockerId)}/compartments/${number}/open`,
-        {},
-      );
-      this.result.textContent = `The hub sent the open command to ${lockerId} #${number}.`;
-      this.result.classList.add("ok");
+      command = await this.api.post(`/lockers/${encodeURIComponent(lockerId)}/compartments/${number}/open`);
     } catch (err) {
       this.result.textContent = err.describe ? err.describe() : String(err);
       this.result.classList.add("error");
+      return;
+    }
+    this.result.dataset.command = command.command_id;
+    this.result.dataset.state = "sent";
+    this.result.textContent = `Sent: the hub sent the open command to ${where}; waiting for the locker…`;
+    const path = `/lockers/${encodeURIComponent(lockerId)}/commands/${command.command_id}`;
+    for (let i = 0; i < ACK_POLLS && command.status === "sent"; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, ACK_POLL_MS));
+      if (this.result.dataset.command !== command.command_id) return; // another open took over
+      try {
+        command = await this.api.get(path);
+      } catch (err) {
+        this.result.textContent = `Sent to ${where}, but its answer cannot be read: ${err.describe()}`;
+        this.result.classList.add("error");
+        return;
+      }
+    }
+    this.result.dataset.state = command.status;
+    if (command.status === "executed") {
+      this.result.textContent = `Opened: ${where} confirmed at ${clock(command.acked_at)}.`;
+      this.result.classList.add("ok");
+    } else if (command.status === "refused") {
+      this.result.textContent = `Refused by ${lockerId}: ${command.reason || "no reason given"}.`;
+      this.result.classList.add("error");
+    } else {
+      this.result.textContent =
+        `Sent to ${where}; no answer from the locker yet (it may be offline). ` +
+        `The command expires at ${clock(command.expires_at)}.`;
     }
   }
 }

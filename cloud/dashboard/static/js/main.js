@@ -1,6 +1,6 @@
 // The dashboard's composition root: sign-in, then the views wired to the API and the live stream.
 import { AlertsFeed } from "./alerts.js";
-import { Api } from "./api.js";
+import { Api, signInAsUser } from "./api.js";
 import { debounce } from "./dom.js";
 import { FleetPanel } from "./fleet.js";
 import { openStream } from "./live.js";
@@ -23,19 +23,36 @@ function showSignIn(message = "") {
   $("#api-key").focus();
 }
 
+// An API key is used as it is; a user name and password are traded for a JWT at /auth/token.
+// Either way the page holds one bearer token, in this tab's sessionStorage only.
+async function tokenFromForm() {
+  const username = $("#username").value.trim();
+  if (username) {
+    const issued = await signInAsUser(username, $("#password").value);
+    return { token: issued.access_token, refused: "" };
+  }
+  return { token: $("#api-key").value.trim(), refused: "The hub does not know this key." };
+}
+
 function setupSignIn() {
   $("#sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const token = $("#api-key").value.trim();
-    if (!token) return;
+    $("#sign-in-error").textContent = "";
+    let token = "";
+    let refused = "";
     try {
+      ({ token, refused } = await tokenFromForm());
+      if (!token) {
+        $("#sign-in-error").textContent = "Give an API key, or a user name and password.";
+        return;
+      }
       const me = await new Api(token).get("/me");
       sessionStorage.setItem(KEY_STORAGE, token);
-      $("#api-key").value = "";
+      for (const id of ["#api-key", "#username", "#password"]) $(id).value = "";
       start(token, me);
     } catch (err) {
       $("#sign-in-error").textContent =
-        err.status === 401 ? "The hub does not know this key." : err.describe();
+        err.status !== 401 ? err.describe() : refused || `The hub refused the sign-in: ${err.detail}.`;
     }
   });
   $("#sign-out").addEventListener("click", () => {
@@ -48,7 +65,7 @@ function start(token, me) {
   const perms = new Set(me.permissions);
   const canFleet = perms.has("read fleet");
   const canParcels = perms.has("read parcels");
-  const api = new Api(token, { onUnauthorized: () => showSignIn("Your key is no longer valid.") });
+  const api = new Api(token, { onUnauthorized: () => showSignIn("Your key or sign-in is no longer valid.") });
   $("#sign-in").hidden = true;
   $("#who").hidden = false;
   $("#views").hidden = false;
@@ -70,13 +87,14 @@ function start(token, me) {
     detail: $("#locker-detail"),
     result: $("#open-result"),
     dialog: $("#confirm-open"),
-    canOpen: me.role === "ops",
+    canOpen: perms.has("operate lockers"),
     chart: canFleet ? new OccupancyChart($("#occupancy-chart")) : null,
   });
   const parcels = new ParcelsView({
     api,
     root: $("#view-parcels"),
     canCreate: perms.has("create parcels"),
+    canOperate: perms.has("operate parcels"),
   });
   const alerts = new AlertsFeed({ list: $("#alert-feed"), alertsOnly: $("#alerts-only"), badge: $("#alert-badge") });
 
@@ -107,6 +125,7 @@ function start(token, me) {
   // Everything the stream may have missed while it was down: re-read after each (re)connect.
   async function loadState() {
     if (canFleet) {
+      alerts.beginLoad();
       const [vans, lockerPage, events] = await Promise.all([
         api.get("/vehicles"),
         api.get("/lockers"),
@@ -144,8 +163,16 @@ function start(token, me) {
     const page = await api.get("/lockers");
     for (const lk of page.data) putLocker(lk);
     lockers.refresh(lockerId);
-    if (!$("#view-parcels").hidden) parcels.refresh();
+    if (!$("#view-parcels").hidden) {
+      parcels.refresh();
+      refreshParcelsLater();
+    }
   }, 300);
+  // The hub applies a locker event to its parcel just after storing it, so a refresh right after
+  // the event may still see the old status: look again a moment later.
+  const refreshParcelsLater = debounce(() => {
+    if (!$("#view-parcels").hidden) parcels.refresh();
+  }, 2000);
 
   function onEvent(kind, data) {
     if (kind === "telemetry") {
@@ -183,7 +210,7 @@ function start(token, me) {
     liveState.textContent =
       state === "live" ? "Live" : state === "refused" ? "Live updates not allowed" : "Reconnecting…";
     if (state === "live") loadState().catch((err) => console.warn("reload failed", err));
-    if (state === "unauthorized") showSignIn("Your key is no longer valid.");
+    if (state === "unauthorized") showSignIn("Your key or sign-in is no longer valid.");
   }
 
   if (canFleet) openStream({ token, onEvent, onState });
@@ -191,6 +218,11 @@ function start(token, me) {
     liveState.textContent = "No live updates for this role";
     loadState();
   }
+  // Parcels change without any locker event too (another operator, an integration): re-read the
+  // table now and then while it is on screen.
+  setInterval(() => {
+    if (!$("#view-parcels").hidden) parcels.refresh();
+  }, 15000);
   setInterval(() => {
     fleet.renderVans();
     if (map) for (const id of map.vans.keys()) map.refreshVan(id);
