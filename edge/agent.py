@@ -34,6 +34,7 @@ from edge.obd.connection import Dtc
 from edge.obd.errors import ObdError
 from edge.outbox import Outbox
 from edge.reporting import Reporter, ReportingSettings
+from edge.routes import MemoryRoutes, RouteKeeper, RouteStore
 from edge.signals import Health, SignalUpdate
 from edge.uplink import Uplink
 from protocol.codec import encode
@@ -145,6 +146,7 @@ class VehicleAgent:
         health_poll_s: float = 1.0,
         nonces: NonceStore | None = None,
         reload_settings: Callable[[], VehicleSettings] | None = None,
+        routes: RouteStore | None = None,
     ) -> None:
         """``signal_sources`` are keyed by the name their health has in the status (``can``,
         ``obd``). Their health is a plain attribute, so it is polled every ``health_poll_s``.
@@ -185,6 +187,11 @@ class VehicleAgent:
             control=self,
             reply=self._queue_ack,
         )
+        # The route from the hub (edge.routes): durable when the composition root passes a store.
+        self._route_topic = vehicle_topic(self.vehicle_id, Channel.ROUTE)
+        self.routes = RouteKeeper(
+            device_id=self.vehicle_id, store=routes or MemoryRoutes(), reply=self._queue_ack
+        )
         self.uplink = uplink or Uplink(
             client_id=f"vehicle-{self.vehicle_id}",
             settings=settings.mqtt,
@@ -192,7 +199,7 @@ class VehicleAgent:
             status_topic=vehicle_topic(self.vehicle_id, Channel.STATUS),
             status_payload=self.status_payload,
             status_interval_s=settings.status_interval_s,
-            subscriptions=[self._cmd_topic],
+            subscriptions=[self._cmd_topic, self._route_topic],
             handler=self.handle_message,
         )
         self.points_queued = 0
@@ -361,6 +368,8 @@ class VehicleAgent:
         """The uplink's handler: commands are answered, anything else is logged and dropped."""
         if topic == self._cmd_topic:
             await self.commands.handle(payload)
+        elif topic == self._route_topic:
+            self.routes.handle(payload)
         else:
             log.warning("message on unexpected topic %r dropped", topic)
 
