@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from cloud.planning.formats import ProblemSpec, StopSpec
 
@@ -36,6 +36,9 @@ class ReplanCreate(_Strict):
     new_stops: list[StopSpec] = Field(default=[], max_length=1000)
     cancelled: list[str] = Field(default=[], max_length=1000)
     broken: list[str] = Field(default=[], max_length=100)
+    at: AwareDatetime | None = Field(
+        default=None, description="plan from this moment (a what-if); default now"
+    )
     time_limit_s: float = Field(default=5.0, gt=0, le=MAX_TIME_LIMIT_S)
     seed: int = Field(default=0, ge=0)
 

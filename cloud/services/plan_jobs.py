@@ -27,7 +27,7 @@ from cloud.models import OutboundMessage, PlanDispatch, PlanJob, PositionRow, Ve
 from cloud.planning import PlanningError
 from cloud.planning import plan as solve
 from cloud.planning.errors import ProblemError
-from cloud.planning.formats import ProblemSpec
+from cloud.planning.formats import ProblemSpec, StopSpec
 from cloud.planning.geofence import GeofenceDetector
 from cloud.planning.plan_json import plan_from_json, plan_to_json
 from cloud.planning.replan import FleetState, StopEta, VanPosition, refresh_etas, replan
@@ -116,7 +116,10 @@ def _solve(row: PlanJob, progress: Callable[[float, float | None], None]) -> dic
                 progress=progress,
             )
         )
-    # A re-plan: the parent's problem (with the new orders) against the parent's plan.
+    # A re-plan: the parent's problem against the parent's plan; new orders go in as new stops,
+    # so replan() applies its rule for them (a new delivery waits at the depot).
+    added = [StopSpec.model_validate(x) for x in state["new_stops"]]
+    with_new = spec.model_copy(update={"stops": [*spec.stops, *added]}).to_problem()
     result = replan(
         spec.to_problem(),
         plan_from_json(state["parent_plan"]),
@@ -130,6 +133,7 @@ def _solve(row: PlanJob, progress: Callable[[float, float | None], None]) -> dic
             heading_to=dict(state["heading_to"]),
         ),
         travel=spec.travel_model(),
+        new_stops=[with_new.stop(x.id) for x in added],
         cancelled=state["cancelled"],
         broken=row.broken,
         time_limit=limit,
@@ -280,7 +284,8 @@ def progress(
     now: Callable[[], datetime] = utcnow,
 ) -> PlanProgress | None:
     """Per-van route state of a dispatched plan, derived from what ingest stored: the ack, the
-    stops the geofence saw the van reach since dispatch, and ETAs refreshed from its last fix.
+    stops the geofence saw the van reach on the plan's day (so a re-plan's routes count what the
+    van did under the parent plan), and ETAs refreshed from its last fix.
     None for a plan not dispatched."""
     if row.dispatched_at is None or row.result is None:
         return None
@@ -303,7 +308,11 @@ def progress(
         last: VanPosition | None = None
         fixes = session.execute(
             select(PositionRow.t, PositionRow.lat, PositionRow.lon)
-            .where(PositionRow.vehicle_id == d.vehicle_id, PositionRow.t >= d.sent_at)
+            .where(
+                PositionRow.vehicle_id == d.vehicle_id,
+                PositionRow.t >= origin,
+                PositionRow.t < origin + timedelta(days=1),
+            )
             .order_by(PositionRow.t)
         )
         for t, lat, lon in fixes:
@@ -341,6 +350,7 @@ def create_replan(
     time_limit_s: float,
     seed: int,
     created_by: str,
+    at: datetime | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> PlanJob:
     """A queued re-plan of a done plan from the fleet state now (live positions, stops the
@@ -348,9 +358,10 @@ def create_replan(
     names what the problem does not have."""
     parent = get_job(session, job_id)
     current = _done_plan(parent)
-    seen = progress(session, row=parent, now=now)
+    clock = now if at is None else (lambda: at)
+    seen = progress(session, row=parent, now=clock)
     origin = day_start(date.fromisoformat(parent.options["day"]))
-    t_now = _seconds(origin, now())
+    t_now = _seconds(origin, clock())
     state = _fleet_state(seen.routes if seen else (), now=t_now)
     raw = dict(parent.spec)
     stop_ids = {s["id"] for s in raw["stops"]} | {lk["id"] for lk in raw["lockers"]}
@@ -361,11 +372,14 @@ def create_replan(
     for vid in broken:
         if vid not in van_ids:
             raise ProblemError(f"van {vid!r}", "broken down, but not in the plan's problem")
-    raw["stops"] = [*raw["stops"], *new_stops]
-    spec = ProblemSpec.model_validate(raw)  # the new orders join the problem (checked here)
-    kept = dict(spec.model_dump(mode="json"))
-    kept["stops"] = [s for s in kept["stops"] if s["id"] not in set(cancelled)]
-    kept["lockers"] = [lk for lk in kept["lockers"] if lk["id"] not in set(cancelled)]
+    # The new orders are checked now (with the parent's problem, so an id clash is refused here).
+    ProblemSpec.model_validate({**raw, "stops": [*raw["stops"], *new_stops]}).to_problem()
+    gone = set(cancelled)
+    after = {
+        **raw,
+        "stops": [x for x in [*raw["stops"], *new_stops] if x["id"] not in gone],
+        "lockers": [lk for lk in raw["lockers"] if lk["id"] not in gone],
+    }
     options = {
         **parent.options,
         "time_limit_s": time_limit_s,
@@ -377,19 +391,17 @@ def create_replan(
             "completed": sorted(state.completed),
             "heading_to": dict(state.heading_to),
             "cancelled": list(cancelled),
+            "new_stops": [dict(x) for x in new_stops],
         },
+        # What is left once the re-plan is done: the next re-plan starts from it.
+        "spec_after": after,
     }
-    # The worker re-plans the spec with the cancelled stops still in (replan removes them) and the
-    # stored spec leaves them out, so the next re-plan starts from what is really left.
     job = create_job(
         session,
-        spec=spec,
+        spec=ProblemSpec.model_validate(raw),
         options=options,
         created_by=created_by,
         parent=parent,
         broken=sorted({*parent.broken, *broken}),
-        now=now,
     )
-    job.options = {**options, "spec_after": kept}
-    session.commit()
     return job

@@ -164,6 +164,7 @@ def replan_plan(
             time_limit_s=body.time_limit_s,
             seed=body.seed,
             created_by=caller.role,
+            at=body.at,
         )
     except ProblemError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"problem: {err}") from err
