@@ -177,10 +177,14 @@ class LiveFeed:
             expected = EXPECTED.get((info.kind, info.channel))
             if expected is None:
                 raise TopicError(topic, "not a topic the hub reads")
-            update = to_update(decode(payload, expected))
+            message = decode(payload, expected)
         except (TopicError, DecodeError) as err:
             self.rejected += 1
             log.debug("live feed skips a message on %s: %s", topic, err)
+            return None
+        try:
+            update = to_update(message)
+        except TypeError:  # valid, but nothing the map shows (a van's command ack)
             return None
         self.received += 1
         self.hub.publish(update)
