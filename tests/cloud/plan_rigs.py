@@ -24,7 +24,12 @@ PROBLEM: dict[str, Any] = {
         for vid in ("van-1", "van-2")
     ],
     "stops": [
-        {"id": "s1", "location": [52.3800, 4.9000], "service_time": 120},
+        {
+            "id": "s1",
+            "location": [52.3800, 4.9000],
+            "service_time": 120,
+            "windows": [{"start": "08:00", "end": "12:00"}],
+        },
         {"id": "s2", "location": [52.3850, 4.9100], "service_time": 120},
         {"id": "s3", "location": [52.3600, 4.8800], "service_time": 120},
         {"id": "s4", "location": [52.3550, 4.8700], "service_time": 120},

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.app import create_app
 from cloud.models import OutboundMessage, PositionRow, Vehicle
+from cloud.services.route_alerts import check_late
 from cloud.settings import Role
 from protocol.codec import decode
 from protocol.messages import Route
@@ -208,3 +209,25 @@ async def test_dispatch_queues_retained_routes_progress_follows_positions_and_re
     assert bad.status_code == 422 and "van-9" in bad.json()["detail"]
     bad = await api.post(f"/api/v1/plans/{done['id']}/replan", json={"cancelled": ["nope"]})
     assert bad.status_code == 422 and "nope" in bad.json()["detail"]
+
+
+async def test_a_stop_predicted_late_raises_one_alert_in_the_event_feed(
+    api: httpx.AsyncClient, session_factory: sessionmaker[Session]
+) -> None:
+    done = await _plan(api)
+    owner = next(v for v, stops in _stops(done["plan"]).items() if "s1" in stops)
+    assert (await api.post(f"/api/v1/plans/{done['id']}/dispatch")).status_code == 202
+    # At 11:58 the van is still at the depot; s1's window closes at 12:00, so it will be late.
+    late_at = ORIGIN + dt.timedelta(hours=11, minutes=58)
+    with session_factory() as session, session.begin():
+        session.add(_position(owner, late_at, 52.3700, 4.9000))
+    with session_factory() as session:
+        assert check_late(session, now=lambda: late_at) >= 1
+        assert check_late(session, now=lambda: late_at) == 0, "each late stop alerts once"
+    seen = (await api.get(f"/api/v1/plans/{done['id']}")).json()
+    assert seen["late"][0]["stop_id"] == "s1" and seen["late"][0]["late_by_s"] > 0
+    feed = (await api.get("/api/v1/events", params={"alerts_only": "true"})).json()["data"]
+    alerts = [e for e in feed if e["kind"] == "route_late"]
+    assert [
+        (e["device_id"], e["severity"]) for e in alerts if e["evidence"]["stop_id"] == "s1"
+    ] == [(owner, "warning")]
