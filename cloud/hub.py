@@ -163,6 +163,7 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
             dispatcher_wakeup=wakeup,
             live=live,
         )
+        await asyncio.to_thread(app.state.plan_runner.recover)  # jobs of a previous run
         config = uvicorn.Config(
             app,
             host=settings.http_host,

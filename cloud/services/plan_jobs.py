@@ -184,6 +184,23 @@ class PlanRunner:
         self._session_factory = session_factory
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="planner")
 
+    def recover(self) -> int:
+        """After a restart: a job that was running died with the old process (failed, say so);
+        queued ones are queued again. Returns how many were queued again."""
+        with self._session_factory() as session:
+            rows = list(
+                session.scalars(select(PlanJob).where(PlanJob.status.in_((QUEUED, RUNNING))))
+            )
+            for row in rows:
+                if row.status == RUNNING:
+                    row.status, row.error = FAILED, "interrupted: the hub restarted while solving"
+                    row.finished_at = utcnow()
+            session.commit()
+            queued = [r.id for r in rows if r.status == QUEUED]
+        for job_id in queued:
+            self.submit(job_id)
+        return len(queued)
+
     def submit(self, job_id: uuid.UUID) -> Future[None]:
         return self._pool.submit(run_job, self._session_factory, job_id)
 

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.app import create_app
-from cloud.models import OutboundMessage, PositionRow, Vehicle
+from cloud.models import OutboundMessage, PlanJob, PositionRow, Vehicle
+from cloud.services.plan_jobs import PlanRunner
 from cloud.services.route_alerts import check_late
 from cloud.settings import Role
 from protocol.codec import decode
@@ -231,3 +232,38 @@ async def test_a_stop_predicted_late_raises_one_alert_in_the_event_feed(
     assert [
         (e["device_id"], e["severity"]) for e in alerts if e["evidence"]["stop_id"] == "s1"
     ] == [(owner, "warning")]
+
+
+async def test_after_a_restart_running_jobs_fail_and_queued_ones_are_solved(
+    api: httpx.AsyncClient, session_factory: sessionmaker[Session]
+) -> None:
+    done = await _plan(api)
+    with session_factory() as session, session.begin():
+        for status, job_id in (("running", uuid.uuid4()), ("queued", uuid.uuid4())):
+            row = session.get(PlanJob, uuid.UUID(done["id"]))
+            assert row is not None
+            session.add(
+                PlanJob(
+                    id=job_id,
+                    status=status,
+                    progress=0.0,
+                    spec=row.spec,
+                    broken=[],
+                    options=row.options,
+                    result=None,
+                    error="",
+                    parent_id=None,
+                    created_by="ops",
+                    created_at=row.created_at,
+                    finished_at=None,
+                    dispatched_at=None,
+                )
+            )
+    runner = PlanRunner(session_factory=session_factory)
+    try:
+        assert runner.recover() == 1
+    finally:
+        runner.close()  # waits for the queued one
+    listed = (await api.get("/api/v1/plans")).json()["data"]
+    assert sorted(p["status"] for p in listed) == ["done", "done", "failed"]
+    assert any("restarted" in p["error"] for p in listed)
