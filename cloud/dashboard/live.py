@@ -122,9 +122,18 @@ class LiveHub:
             queue.put_nowait(None)  # the one place beyond queue_size is kept for this
 
 
+LIVE_TYPES: tuple[type, ...] = (TelemetryBatch, VehicleEvent, LockerEvent, DeviceStatus)
+"""The device messages a page has a view of (:func:`to_update`)."""
+
+
 def live_subscriptions() -> list[str]:
-    """The same topics ingest reads, so the page sees exactly what the hub stores."""
-    return [subscription(kind, channel) for kind, channel in EXPECTED]
+    """The topics ingest reads whose messages a page shows (not, e.g., command acks), so the page
+    sees what the hub stores."""
+    return [
+        subscription(kind, channel)
+        for (kind, channel), expected in EXPECTED.items()
+        if issubclass(expected, LIVE_TYPES)
+    ]
 
 
 async def _subscribe_settled(client: aiomqtt.Client, *, settle_s: float = 2.0) -> None:
@@ -175,16 +184,12 @@ class LiveFeed:
         try:
             info = parse_topic(topic)
             expected = EXPECTED.get((info.kind, info.channel))
-            if expected is None:
-                raise TopicError(topic, "not a topic the hub reads")
-            message = decode(payload, expected)
+            if expected is None or not issubclass(expected, LIVE_TYPES):
+                raise TopicError(topic, "not a topic the dashboard shows")
+            update = to_update(decode(payload, expected))
         except (TopicError, DecodeError) as err:
             self.rejected += 1
             log.debug("live feed skips a message on %s: %s", topic, err)
-            return None
-        try:
-            update = to_update(message)
-        except TypeError:  # valid, but nothing the map shows (a van's command ack)
             return None
         self.received += 1
         self.hub.publish(update)
