@@ -91,7 +91,8 @@ def test_the_demo_shows_moving_vans_and_lockers_and_stops_cleanly(tmp_path: Path
         while True:
             assert time.monotonic() - started < 90, Path(out.name).read_text()
             plans = _get(f"{api}/plans", key)["data"]
-            routes = [r for p in plans for r in p["routes"]]  # type: ignore[attr-defined]
+            sent = [p["id"] for p in plans if p["dispatched_at"]]  # type: ignore[attr-defined]
+            routes = [r for i in sent for r in _get(f"{api}/plans/{i}", key)["routes"]]  # type: ignore[attr-defined]
             if routes and all(r["state"] == "acknowledged" for r in routes):
                 break
             time.sleep(0.5)

@@ -2,7 +2,7 @@
 vehicle event per stop predicted late, so ``/api/v1/events`` (and the dashboard's alert list)
 shows it with the van's other alerts.
 
-A plan is watched from its dispatch until one of its re-plans is dispatched. Each (route, stop)
+A plan is watched for a day from its dispatch, until one of its re-plans is dispatched. Each (route, stop)
 alerts once: the event's ``message_id`` is a UUID5 of both, checked before the insert (one
 watcher per hub).
 """
@@ -13,7 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +24,8 @@ from cloud.services import plan_jobs
 log = logging.getLogger(__name__)
 
 LATE_KIND = "route_late"
+#: A plan is a day's work: older dispatches are history, not something to alert on.
+WATCH_FOR = timedelta(hours=24)
 _NS = uuid.UUID("6d1f3f52-8f0c-4c59-9a8e-2b1f0d7c1e44")
 
 
@@ -31,8 +33,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _watched(session: Session) -> list[PlanJob]:
-    dispatched = list(session.scalars(select(PlanJob).where(PlanJob.dispatched_at.is_not(None))))
+def _watched(session: Session, *, now: datetime) -> list[PlanJob]:
+    """Plans dispatched in the last :data:`WATCH_FOR` and not yet replaced by a re-plan."""
+    dispatched = list(
+        session.scalars(select(PlanJob).where(PlanJob.dispatched_at >= now - WATCH_FOR))
+    )
     superseded = {p.parent_id for p in dispatched if p.parent_id is not None}
     return [p for p in dispatched if p.id not in superseded]
 
@@ -40,7 +45,7 @@ def _watched(session: Session) -> list[PlanJob]:
 def check_late(session: Session, *, now: Callable[[], datetime] = utcnow) -> int:
     """Store an alert for every stop newly predicted late; commit. Returns how many."""
     made = 0
-    for row in _watched(session):
+    for row in _watched(session, now=now()):
         seen = plan_jobs.progress(session, row=row, now=now)
         if seen is None:
             continue

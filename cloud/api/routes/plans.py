@@ -35,10 +35,12 @@ def get_runner(request: Request) -> service.PlanRunner:
 RunnerDep = Annotated[service.PlanRunner, Depends(get_runner)]
 
 
-def _public(session: SessionDep, row: PlanJob) -> PlanJobPublic:
+def _public(session: SessionDep, row: PlanJob, *, detail: bool = True) -> PlanJobPublic:
+    """``detail``: with route states and ETAs, which read the day's positions of every van (the
+    list leaves them out, so listing 100 plans does not geofence 100 days of tracks)."""
     day = dt.date.fromisoformat(row.options["day"])
     origin = service.day_start(day)
-    seen = service.progress(session, row=row)
+    seen = service.progress(session, row=row) if detail else None
     routes, etas = [], []
     if seen is not None:
         for r in seen.routes:
@@ -109,8 +111,8 @@ def create_plan(
 def read_plans(
     session: SessionDep, caller: FleetReader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> PlanJobsPublic:
-    """Newest first."""
-    data = [_public(session, r) for r in service.list_jobs(session, limit=limit)]
+    """Newest first, without route states and ETAs (``GET /plans/{id}`` has them)."""
+    data = [_public(session, r, detail=False) for r in service.list_jobs(session, limit=limit)]
     return PlanJobsPublic(data=data, count=len(data))
 
 
