@@ -2,9 +2,10 @@
 re-plans when a van falls behind, all through the hub's own ``/plans`` API (as an ops user would).
 
 The parcels are home deliveries drawn on the streets around the depot (seeded, so each demo plans
-the same day) plus one stop per locker. The simulated vans drive their street grid rather than
-their route (``edge/gnss/sim.py`` has no goal to steer to), so they reach stops by chance and fall
-behind for real: that is what makes the re-plan fire.
+the same day) plus one stop per locker. The simulated vans drive the route they are given
+(``SimulatedGnss.follow_route``), so the geofence sees them arrive; the tightest windows are 15
+minutes, so a van that dwells long somewhere falls behind for real, which is what makes the
+re-plan fire.
 """
 
 from __future__ import annotations

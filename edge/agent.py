@@ -34,7 +34,7 @@ from edge.obd.connection import Dtc
 from edge.obd.errors import ObdError
 from edge.outbox import Outbox
 from edge.reporting import Reporter, ReportingSettings
-from edge.routes import MemoryRoutes, RouteKeeper, RouteStore
+from edge.routes import FollowsRoutes, MemoryRoutes, RouteKeeper, RouteStore
 from edge.signals import Health, SignalUpdate
 from edge.uplink import Uplink
 from protocol.codec import encode
@@ -44,6 +44,7 @@ from protocol.messages import (
     DeviceStatus,
     Evidence,
     Position,
+    Route,
     TelemetryBatch,
     VehicleEvent,
 )
@@ -190,7 +191,10 @@ class VehicleAgent:
         # The route from the hub (edge.routes): durable when the composition root passes a store.
         self._route_topic = vehicle_topic(self.vehicle_id, Channel.ROUTE)
         self.routes = RouteKeeper(
-            device_id=self.vehicle_id, store=routes or MemoryRoutes(), reply=self._queue_ack
+            device_id=self.vehicle_id,
+            store=routes or MemoryRoutes(),
+            reply=self._queue_ack,
+            on_route=self._drive_route if isinstance(gnss, FollowsRoutes) else None,
         )
         self.uplink = uplink or Uplink(
             client_id=f"vehicle-{self.vehicle_id}",
@@ -372,6 +376,11 @@ class VehicleAgent:
             self.routes.handle(payload)
         else:
             log.warning("message on unexpected topic %r dropped", topic)
+
+    def _drive_route(self, route: Route) -> None:
+        """A simulated van drives the route it was given (edge.gnss.sim); a real one has a driver."""
+        if isinstance(self._gnss, FollowsRoutes):
+            self._gnss.follow_route([(s.lat, s.lon) for s in route.stops])
 
     def _queue_ack(self, ack: CommandAck) -> None:
         # Priority of events: after an outage the hub hears what became of its commands before

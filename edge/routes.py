@@ -14,7 +14,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from edge.durable import open_durable_db
 from edge.errors import RouteStoreError
@@ -25,6 +25,13 @@ from protocol.messages import CommandAck, Route
 log = logging.getLogger(__name__)
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS route (one INTEGER PRIMARY KEY CHECK (one = 1), body BLOB);"
+
+
+@runtime_checkable
+class FollowsRoutes(Protocol):
+    """A GNSS source that can drive a route (the simulator does; a real receiver cannot)."""
+
+    def follow_route(self, stops: list[tuple[float, float]]) -> None: ...
 
 
 class RouteStore(Protocol):
@@ -78,11 +85,18 @@ class RouteKeeper:
     """Takes route payloads for ``device_id``, stores them in ``store`` and answers ``reply``."""
 
     def __init__(
-        self, *, device_id: str, store: RouteStore, reply: Callable[[CommandAck], None]
+        self,
+        *,
+        device_id: str,
+        store: RouteStore,
+        reply: Callable[[CommandAck], None],
+        on_route: Callable[[Route], None] | None = None,
     ) -> None:
+        """``on_route`` hears each route kept (the simulated receiver drives it)."""
         self.device_id = device_id
         self._store = store
         self._reply = reply
+        self._on_route = on_route
         self.refused: Counter[str] = Counter()
         self.current: Route | None = store.load()
 
@@ -124,6 +138,8 @@ class RouteKeeper:
             )
             return
         self.current = route
+        if self._on_route is not None:
+            self._on_route(route)
         self._reply(
             CommandAck(
                 device_id=self.device_id,

@@ -122,6 +122,14 @@ async def test_a_dispatched_route_reaches_the_van_is_acked_kept_and_followed(
             assert str(agent.routes.current.route_id) == mine["route_id"]
             assert [s.stop_id for s in agent.routes.current.stops] == planned[VAN]
             assert mine["acked_at"] is not None
+
+            # The simulated van drives its route: the hub's geofence sees it reach its first stop.
+            async def reached() -> bool:
+                body = (await api.get(plan_url)).json()
+                route = next(x for x in body["routes"] if x["vehicle_id"] == VAN)
+                return bool(route["completed"][:1] == planned[VAN][:1])
+
+            await until(reached, timeout=90)
         stored.close()
 
         # Restart on the same state: the route is there before the van is even online.

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge.gnss.sim import VanMotion
 from edge.routes import DurableRoutes, MemoryRoutes, RouteKeeper
 from protocol.codec import encode
 from protocol.messages import CommandAck, Route, RouteStop
@@ -55,3 +56,22 @@ def test_another_vans_route_is_refused_and_garbage_is_counted() -> None:
     keeper.handle(b'{"v": 1, "type": "route", "device_id": "van-1"}')
     assert keeper.refused == {"wrong_device": 1, "malformed": 2}
     assert len(acks) == 1 and keeper.current is None
+
+
+def test_the_simulated_van_drives_to_each_stop_of_its_route_in_order() -> None:
+    motion = VanMotion(seed=3, habits=False)
+    targets = [(400.0, 300.0), (-200.0, 500.0), (100.0, -250.0)]
+    motion.follow(targets)
+    reached: list[int] = []
+    for _ in range(20_000):  # 1 s steps: far more than three short legs need
+        motion.step(1.0)
+        for k, (tx, ty) in enumerate(targets):
+            if (
+                abs(motion.x - tx) < 1
+                and abs(motion.y - ty) < 1
+                and (not reached or reached[-1] != k)
+            ):
+                reached.append(k)
+        if len(reached) == len(targets):
+            break
+    assert reached == [0, 1, 2]
