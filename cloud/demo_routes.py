@@ -61,7 +61,7 @@ def demo_problem(
             {
                 "id": v,
                 "depot": "depot",
-                "capacity": {"parcels": 20},
+                "capacity": {"parcels": 8},  # 20 parcels: the day needs all three vans
                 "shift_start": t0,
                 "shift_end": t0 + 4 * 3600,
             }
