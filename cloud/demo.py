@@ -29,6 +29,7 @@ from pathlib import Path
 from cloud.api.passwords import hash_password
 from cloud.broker import MosquittoBroker
 from cloud.demo_desk import run_desk
+from cloud.demo_routes import run_dispatcher
 from cloud.errors import HubError
 from cloud.fleet import FleetSettings, VehicleProfile
 from cloud.hub import run_hub
@@ -194,6 +195,18 @@ async def run_demo(options: DemoOptions) -> None:
                     ),
                     name="demo-desk",
                 )
+            # Plans the day for the vans, dispatches the routes, re-plans when one falls behind.
+            tg.create_task(
+                run_dispatcher(
+                    api=api,
+                    api_key=api_key,
+                    depot=DEPOT,
+                    vans=[v.device_id for v in vans],
+                    lockers=locker_sites(options.lockers),
+                    rng=random.Random(11),
+                ),
+                name="demo-dispatcher",
+            )
             if sys.stdin.isatty():
                 tg.create_task(_stdin_keypads(keypads), name="demo-stdin")
             _banner(api=api, api_key=api_key, broker=broker, lockers=sorted(keypads))

@@ -26,6 +26,7 @@ from cloud.flows import ParcelFlows
 from cloud.ingest import IngestWorker
 from cloud.retention import IngestedMessagePruner, PositionPruner
 from cloud.services.policy import code_secrets, flow_policy
+from cloud.services.route_alerts import LateStopWatcher
 from cloud.settings import HubSettings
 from cloud.webhooks import WebhookSender
 
@@ -162,6 +163,7 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
             dispatcher_wakeup=wakeup,
             live=live,
         )
+        await asyncio.to_thread(app.state.plan_runner.recover)  # jobs of a previous run
         config = uvicorn.Config(
             app,
             host=settings.http_host,
@@ -211,6 +213,8 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
                     chunk=settings.prune_chunk,
                 )
                 tg.create_task(forget.run(), name="hub-prune-ingested")
+                late = LateStopWatcher(session_factory=session_factory)
+                tg.create_task(late.run(), name="hub-late-stops")
         except* HubError as group:
             raise group.exceptions[0] from None  # callers catch HubError, not a group of one
     finally:

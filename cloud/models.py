@@ -420,3 +420,42 @@ class DeviceRecord(Base):
     created_at: Mapped[datetime]
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class PlanJob(Base):
+    """A planning job and, once done, its plan (``cloud.services.plan_jobs``).
+
+    ``spec`` is the problem in our JSON format (for a re-plan: the parent's, with the new orders in
+    and the cancelled ones out), ``broken`` the vans taken out so far; with ``result`` that is all
+    a later re-plan needs, so nothing lives only in the worker's memory."""
+
+    __tablename__ = "plan_jobs"
+    __table_args__ = (Index("ix_plan_jobs_created", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    status: Mapped[str] = mapped_column(String(12))
+    progress: Mapped[float] = mapped_column(Double, default=0.0)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    broken: Mapped[list[str]] = mapped_column(JSON)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(String(1000), default="")
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("plan_jobs.id"))
+    created_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]
+
+
+class PlanDispatch(Base):
+    """One van's route of a dispatched plan; the van's ack is the ``vehicle_command_acks`` row
+    whose ``command_id`` is ``route_id``."""
+
+    __tablename__ = "plan_dispatches"
+    __table_args__ = (Index("ix_plan_dispatches_vehicle", "vehicle_id", "sent_at"),)
+
+    route_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    plan_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("plan_jobs.id"))
+    vehicle_id: Mapped[str] = mapped_column(DeviceIdCol)
+    stops: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    sent_at: Mapped[datetime]

@@ -34,6 +34,7 @@ from edge.obd.connection import Dtc
 from edge.obd.errors import ObdError
 from edge.outbox import Outbox
 from edge.reporting import Reporter, ReportingSettings
+from edge.routes import FollowsRoutes, MemoryRoutes, RouteKeeper, RouteStore
 from edge.signals import Health, SignalUpdate
 from edge.uplink import Uplink
 from protocol.codec import encode
@@ -43,6 +44,7 @@ from protocol.messages import (
     DeviceStatus,
     Evidence,
     Position,
+    Route,
     TelemetryBatch,
     VehicleEvent,
 )
@@ -145,6 +147,7 @@ class VehicleAgent:
         health_poll_s: float = 1.0,
         nonces: NonceStore | None = None,
         reload_settings: Callable[[], VehicleSettings] | None = None,
+        routes: RouteStore | None = None,
     ) -> None:
         """``signal_sources`` are keyed by the name their health has in the status (``can``,
         ``obd``). Their health is a plain attribute, so it is polled every ``health_poll_s``.
@@ -185,6 +188,14 @@ class VehicleAgent:
             control=self,
             reply=self._queue_ack,
         )
+        # The route from the hub (edge.routes): durable when the composition root passes a store.
+        self._route_topic = vehicle_topic(self.vehicle_id, Channel.ROUTE)
+        self.routes = RouteKeeper(
+            device_id=self.vehicle_id,
+            store=routes or MemoryRoutes(),
+            reply=self._queue_ack,
+            on_route=self._drive_route if isinstance(gnss, FollowsRoutes) else None,
+        )
         self.uplink = uplink or Uplink(
             client_id=f"vehicle-{self.vehicle_id}",
             settings=settings.mqtt,
@@ -192,7 +203,7 @@ class VehicleAgent:
             status_topic=vehicle_topic(self.vehicle_id, Channel.STATUS),
             status_payload=self.status_payload,
             status_interval_s=settings.status_interval_s,
-            subscriptions=[self._cmd_topic],
+            subscriptions=[self._cmd_topic, self._route_topic],
             handler=self.handle_message,
         )
         self.points_queued = 0
@@ -361,8 +372,15 @@ class VehicleAgent:
         """The uplink's handler: commands are answered, anything else is logged and dropped."""
         if topic == self._cmd_topic:
             await self.commands.handle(payload)
+        elif topic == self._route_topic:
+            self.routes.handle(payload)
         else:
             log.warning("message on unexpected topic %r dropped", topic)
+
+    def _drive_route(self, route: Route) -> None:
+        """A simulated van drives the route it was given (edge.gnss.sim); a real one has a driver."""
+        if isinstance(self._gnss, FollowsRoutes):
+            self._gnss.follow_route([(s.lat, s.lon) for s in route.stops])
 
     def _queue_ack(self, ack: CommandAck) -> None:
         # Priority of events: after an outage the hub hears what became of its commands before

@@ -14,6 +14,7 @@ from edge.config import VehicleSettings
 from edge.gnss.source import GnssSource
 from edge.nonces import DurableNonces
 from edge.outbox import Outbox
+from edge.routes import DurableRoutes
 from edge.sdnotify import OFFLINE_READY_S, ServiceWatchdog, supervised
 from edge.settings import load_settings
 
@@ -105,6 +106,7 @@ async def run_vehicle(
     nonces = DurableNonces(
         settings.state_dir / f"{settings.device_id}-nonces.db", clock=lambda: datetime.now(UTC)
     )
+    routes = DurableRoutes(settings.state_dir / f"{settings.device_id}-route.db")
     reload = None if config_path is None else functools.partial(_reload, config_path)
     try:
         agent = VehicleAgent(
@@ -114,6 +116,7 @@ async def run_vehicle(
             signal_sources=sources,
             nonces=nonces,
             reload_settings=reload,
+            routes=routes,
         )
         with simulated_bus(settings):
             await supervised(
@@ -123,6 +126,7 @@ async def run_vehicle(
                 ready_timeout_s=OFFLINE_READY_S,
             )
     finally:
+        routes.close()
         nonces.close()
         outbox.close()
 

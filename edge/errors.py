@@ -50,3 +50,7 @@ class CommandFailed(EdgeError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class RouteStoreError(EdgeError):
+    """The van's route file could not be opened or written: the driver would lose the route."""

@@ -193,3 +193,28 @@ AnyMessage = Annotated[
     TelemetryBatch | VehicleEvent | DeviceStatus | LockerEvent | Grant | CommandAck,
     Field(discriminator="type"),
 ]
+
+
+class RouteStop(_Frozen):
+    """One call on a dispatched route, in driving order. ``eta`` is when service is planned to start."""
+
+    stop_id: str = Field(min_length=1, max_length=64)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    eta: AwareDatetime
+    due: AwareDatetime | None = None
+    kind: str = Field(default="delivery", max_length=20)
+
+
+class Route(Message):
+    """A van's route from the hub, on ``fleet/{id}/route``, retained: the newest one is in force.
+
+    The van keeps it durably and answers with a :class:`CommandAck` whose ``command_id`` is
+    ``route_id`` (``name`` ``"route"``), so the hub learns the driver has it. Not signed like a
+    command: it asks nothing of the van's hardware, and only the hub may publish on this topic."""
+
+    type: Literal["route"] = "route"
+    device_id: DeviceId
+    route_id: UUID
+    plan_id: UUID
+    stops: tuple[RouteStop, ...] = Field(max_length=1000)

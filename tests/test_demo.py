@@ -98,6 +98,17 @@ def test_the_demo_shows_moving_vans_and_lockers_and_stops_cleanly(tmp_path: Path
         assert f"Dashboard           http://127.0.0.1:{port}/" in Path(out.name).read_text()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
             assert "<title>Lastmile ops</title>" in resp.read().decode()
+        # The demo's dispatcher plans the day, dispatches, and each van acknowledges its route.
+        while True:
+            assert time.monotonic() - started < 90, Path(out.name).read_text()
+            plans = _get(f"{api}/plans", key)["data"]
+            sent = [p["id"] for p in plans if p["dispatched_at"]]  # type: ignore[attr-defined]
+            routes = [r for i in sent for r in _get(f"{api}/plans/{i}", key)["routes"]]  # type: ignore[attr-defined]
+            if routes and all(r["state"] == "acknowledged" for r in routes):
+                break
+            time.sleep(0.5)
+        assert {r["vehicle_id"] for r in routes} <= {"van-1", "van-2", "van-3"}
+        assert "demo: routes dispatched" in Path(out.name).read_text()
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)

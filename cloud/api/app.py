@@ -17,6 +17,7 @@ from cloud.api.routes import (
     lockers,
     me,
     parcels,
+    plans,
     stream,
     tracking,
     vehicle_commands,
@@ -31,6 +32,7 @@ from cloud.api.schemas import Health
 from cloud.api.tokens import token_authority
 from cloud.dashboard.live import LiveHub
 from cloud.dashboard.pages import MapConfig, mount_dashboard
+from cloud.services.plan_jobs import PlanRunner
 from cloud.settings import HubSettings
 
 API_PREFIX = "/api/v1"
@@ -74,6 +76,7 @@ def create_app(
         tokens=token_authority(settings),
         live=live,
     )
+    app.state.plan_runner = PlanRunner(session_factory=session_factory)
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(_health_router())
@@ -91,6 +94,7 @@ def create_app(
     api.include_router(stream.router)
     api.include_router(kpis_router)
     api.include_router(devices_router)
+    api.include_router(plans.router)
     app.include_router(api)
     app.include_router(tracking.router)  # outside /api/v1: the token is the credential
     mount_dashboard(

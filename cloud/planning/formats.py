@@ -315,6 +315,10 @@ class ProblemSpec(_Spec):
             b.add_pair(pickup=p.pickup, delivery=p.delivery)
         return b.build(travel=travel or self._travel())
 
+    def travel_model(self) -> TravelModel:
+        """The travel model this document names (a re-plan needs the same one)."""
+        return self._travel()
+
     def _travel(self) -> TravelModel:
         t = self.travel
         if t.kind == "euclidean":

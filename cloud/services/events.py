@@ -27,6 +27,7 @@ SEVERITY: dict[str, Severity] = {
     "harsh_cornering": "warning",
     "overspeed": "warning",
     "crash": "critical",
+    "route_late": "warning",  # a planned stop predicted late (cloud.services.route_alerts)
 }
 """Kinds that are alerts; any other kind is ``info``. Vehicle kinds are open-ended strings."""
 

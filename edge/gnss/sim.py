@@ -165,6 +165,11 @@ class VanMotion:
             self._cruise = self._rng.uniform(8.3, 13.9)
         self._target = next(self._route)
 
+    def follow(self, targets: list[tuple[float, float]]) -> None:
+        """Drive to ``targets`` (metres east, north of the depot) from here, then roam again."""
+        self._route = _follow_then_roam(targets, (self.x, self.y), self._rng)
+        self._target = next(self._route)
+
 
 class SimulatedGnss:
     """A :class:`~edge.gnss.source.GnssSource` backed by :class:`VanMotion`."""
@@ -206,6 +211,18 @@ class SimulatedGnss:
             fix="3d",
         )
 
+    def follow_route(self, stops: list[tuple[float, float]]) -> None:
+        """Drive to ``stops`` (lat, lon) in order, then roam again: the demo's vans drive the
+        route the hub dispatched, so the hub's geofence sees them arrive."""
+        s = self._s
+        k = EARTH_M_PER_DEG * math.cos(math.radians(s.origin_lat))
+        self._motion.follow(
+            [
+                ((lon - s.origin_lon) * k, (lat - s.origin_lat) * EARTH_M_PER_DEG)
+                for lat, lon in stops
+            ]
+        )
+
     async def fixes(self) -> AsyncIterator[Position]:
         s = self._s
         start = self._start or datetime.now(UTC)
@@ -219,3 +236,23 @@ class SimulatedGnss:
             yield self._fix(start + timedelta(seconds=sim_elapsed))
             self._motion.step(s.interval_s)
             k += 1
+
+
+def _to_stops(
+    targets: list[tuple[float, float]], start: tuple[float, float], dwell_s: float
+) -> Iterator[_Waypoint]:
+    """Drive the grid to each target in turn (east-west first, then north-south, as a street
+    grid allows), stop there, and come back to the depot."""
+    x, y = start
+    for tx, ty in [*targets, (0.0, 0.0)]:
+        if abs(tx - x) > 1.0 and abs(ty - y) > 1.0:
+            yield _Waypoint(tx, y, "turn")
+        yield _Waypoint(tx, ty, "stop", dwell_s)
+        x, y = tx, ty
+
+
+def _follow_then_roam(
+    targets: list[tuple[float, float]], start: tuple[float, float], rng: random.Random
+) -> Iterator[_Waypoint]:
+    yield from _to_stops(targets, start, dwell_s=rng.uniform(40, 90))
+    yield from _streets(rng)

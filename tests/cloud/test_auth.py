@@ -14,6 +14,7 @@ from cloud.api.app import create_app
 from cloud.dashboard.live import LiveHub
 from cloud.models import Locker, Parcel, ParcelGrant, Vehicle
 from cloud.settings import Role
+from tests.cloud import plan_rigs
 from tests.cloud.helpers import KEYS, auth, hub_settings
 from tests.cloud.token_rigs import JWT_SECRET, PASSWORDS, expired_token, forged_token, users
 
@@ -27,6 +28,7 @@ VAN_COMMAND = "{van_command_id}"  # a van command
 WINDOW = "from=2026-11-23T00:00:00Z&to=2026-11-24T00:00:00Z"
 HOOK = "{webhook_id}"
 TOKEN = "{token}"
+PLAN = "{plan_id}"  # a done plan
 EVERYONE: frozenset[str] = frozenset({"no key", "wrong key", *(r.value for r in Role)})
 """Role-free routes: the customer's tracking link, whose unguessable token is the credential."""
 # Routes outside the matrix that anyone may call: where credentials come from, and liveness.
@@ -74,6 +76,11 @@ MATRIX: dict[tuple[str, str], set[Role] | frozenset[str]] = {
     ("GET", "/api/v1/stream"): {Role.VIEWER, Role.OPS},
     ("GET", "/api/v1/kpis?from=2026-11-23"): {Role.VIEWER, Role.OPS},
     ("GET", "/api/v1/devices"): {Role.OPS},
+    ("POST", "/api/v1/plans"): {Role.OPS},
+    ("GET", "/api/v1/plans"): {Role.VIEWER, Role.OPS},
+    ("GET", f"/api/v1/plans/{PLAN}"): {Role.VIEWER, Role.OPS},
+    ("POST", f"/api/v1/plans/{PLAN}/dispatch"): {Role.OPS},
+    ("POST", f"/api/v1/plans/{PLAN}/replan"): {Role.OPS},
 }
 BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/v1/parcels"): {"locker_id": "locker-1"},
@@ -83,6 +90,8 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", f"/api/v1/parcels/{HOME}/delivery"): {"lat": 52.0, "lon": 4.0},
     ("POST", f"/api/v1/parcels/{OUT}/codes"): {"kind": "courier"},
     ("POST", "/api/v1/webhooks"): {"url": "http://127.0.0.1:9/hook"},
+    ("POST", "/api/v1/plans"): plan_rigs.request(time_limit_s=0.2),
+    ("POST", f"/api/v1/plans/{PLAN}/replan"): {"time_limit_s": 0.2},
 }
 SUCCESS: dict[str, int] = {"GET": 200, "POST": 201, "DELETE": 200}
 ACCEPTED = {
@@ -92,6 +101,9 @@ ACCEPTED = {
     ("POST", f"/api/v1/parcels/{GONE}/attempts"): 200,
     ("POST", f"/api/v1/parcels/{OUT}/codes/revoke"): 200,
     ("POST", f"/api/v1/parcels/{DEPOSITED}/codes/expire"): 200,
+    ("POST", "/api/v1/plans"): 202,
+    ("POST", f"/api/v1/plans/{PLAN}/dispatch"): 202,
+    ("POST", f"/api/v1/plans/{PLAN}/replan"): 202,
 }
 
 
@@ -140,6 +152,8 @@ async def _ids(api: httpx.AsyncClient, session_factory: sessionmaker[Session]) -
     command = await post("/api/v1/lockers/locker-1/compartments/1/open", {}, 202)
     hook = await post("/api/v1/webhooks", {"url": "http://127.0.0.1:9/hook"})
     van_command = await post("/api/v1/vehicles/van-1/commands", {"name": "read_dtcs"}, 202)
+    planned = await post("/api/v1/plans", plan_rigs.request(time_limit_s=0.2), 202)
+    assert (await plan_rigs.finished(api, planned["id"], headers=ops))["status"] == "done"
     return {
         PARCEL: made["id"],
         OUT: await out_for_delivery({"locker_id": "locker-1"}),
@@ -150,6 +164,7 @@ async def _ids(api: httpx.AsyncClient, session_factory: sessionmaker[Session]) -
         VAN_COMMAND: van_command["command_id"],
         HOOK: hook["id"],
         TOKEN: made["tracking_token"],
+        PLAN: planned["id"],
     }
 
 
