@@ -10,6 +10,9 @@ takes them, for ``--seconds``. Each publisher records the message ids it got a P
 - ``lost``: acknowledged points not in the database; ``duplicated``: rows beyond one per point.
 - ``copy_rows_per_s``: the same rows COPYed by one connection into a scratch table with the same
   columns and indexes, in transactions of the ingest batch's size; ``ratio`` = ingest / COPY.
+- ``worker_cpu_us_per_point``, ``publisher_cpu_us_per_point``: CPU time (user + system) the ingest
+  workers and the publishers used per stored point. On a machine shared with other work the rates
+  above follow the load; these do not, so they are what to compare between two versions.
 
     python -m bench.ingest [--seconds 60] [--workers 2] [--publishers 2] [--vans 400]
 
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import json
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -47,7 +51,7 @@ MASTER_SECRET = "bench-Hub-Master-4e1f9a7c2b8d6e30-9a8b7c6d"
 LASTMILE_INGEST = ["-m", "edge.cli", "hub", "ingest"]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PUBLISH_WINDOW = 200  # QoS 1 publishes in flight per publisher
-INGEST_BATCH = 200  # messages per ingest transaction (~11,000 points)
+INGEST_BATCH = 200  # messages per ingest transaction (~11,000 points), by default
 
 
 class Payloads:
@@ -139,7 +143,13 @@ def _count(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-def _copy_rate(url: str, limit: int) -> float:
+def _children_cpu_s() -> float:
+    """CPU seconds of the child processes waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _copy_rate(url: str, limit: int, batch: int) -> float:
     """Rows/s of COPYing the stored positions again, batch-sized transactions, one connection."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
@@ -149,7 +159,7 @@ def _copy_rate(url: str, limit: int) -> float:
         ).fetchall()
         conn.execute("CREATE TABLE scratch (LIKE positions INCLUDING ALL)")
         conn.commit()
-        per_tx = INGEST_BATCH * 55
+        per_tx = batch * 55
         fmt = "FROM STDIN (FORMAT BINARY)"  # the same COPY as ingest's, at its best
         columns = (
             "vehicle_id, t, lat, lon, speed_mps, heading_deg, alt_m, hdop, sats, fix, message_id"
@@ -178,7 +188,7 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
         config.write_text(
             f'database_url = "{url}"\ncode_master_secret = "{MASTER_SECRET}"\n'
             'ingest_group = "hub"\n'
-            f"ingest_batch_max = {INGEST_BATCH}\ningest_receive_maximum = {2 * INGEST_BATCH}\n"
+            f"ingest_batch_max = {args.batch}\ningest_receive_maximum = {2 * args.batch}\n"
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
         )
         mqtt = MqttSettings(host=broker.host, port=broker.port)
@@ -197,6 +207,7 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
             )
             for cid in worker_ids
         ]
+        cpu_before = _children_cpu_s()
         try:
             outs = [work / f"acked-{i}.json" for i in range(args.publishers)]
             started = time.monotonic()
@@ -218,6 +229,7 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
             for p in publishers:
                 if p.wait() != 0:
                     raise SystemExit(f"a publisher failed ({p.returncode})")
+            publishers_cpu = _children_cpu_s() - cpu_before
             acked: dict[str, int] = {}
             for out in outs:
                 acked.update(json.loads(out.read_text()))
@@ -236,7 +248,7 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
                 drained = time.monotonic()
                 stored_total = n
                 time.sleep(1.0)  # late duplicates would land now
-                per_message = dict(
+                per_message: dict[str, int] = dict(
                     conn.execute(
                         "SELECT message_id::text, count(*) FROM positions GROUP BY message_id"
                     ).fetchall()
@@ -249,17 +261,23 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
                 w.terminate()
             for w in workers:
                 w.wait(timeout=30)
+        workers_cpu = _children_cpu_s() - cpu_before - publishers_cpu
         lost = sum(max(0, n - per_message.get(mid, 0)) for mid, n in acked.items())
         total_rows = sum(per_message.values())
         duplicated = total_rows - int(distinct[0] if distinct else 0)
         points_per_s = stored_total / (drained - started)
-        copy_rows_per_s = _copy_rate(libpq_url(url), limit=min(total_rows, 1_000_000))
+        copy_rows_per_s = _copy_rate(
+            libpq_url(url), limit=min(total_rows, 1_000_000), batch=args.batch
+        )
     return {
         "points_per_s": round(points_per_s),
         "lost": lost,
         "duplicated": duplicated,
         "copy_rows_per_s": round(copy_rows_per_s),
         "ratio": round(points_per_s / copy_rows_per_s, 3),
+        "worker_cpu_us_per_point": round(workers_cpu / max(1, stored_total) * 1e6, 2),
+        "publisher_cpu_us_per_point": round(publishers_cpu / max(1, stored_total) * 1e6, 2),
+        "batch": args.batch,
     }
 
 
@@ -271,6 +289,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vans", type=int, default=400, help="vans over all publishers")
     parser.add_argument(
         "--rate", type=float, default=60_000, help="offered points/s over all publishers"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=INGEST_BATCH, help="messages per ingest transaction, at most"
     )
     parser.add_argument("--publisher", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)

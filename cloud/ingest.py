@@ -38,7 +38,7 @@ import aiomqtt
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.services.ingest import Accepted, Rejected, StoreResult, store_batch
+from cloud.services.ingest import Accepted, DeviceKey, Rejected, StoreResult, store_batch
 from edge.backoff import Backoff
 from edge.mqtt import connected, make_client, raise_if_cancelled
 from edge.settings import MqttSettings
@@ -196,6 +196,9 @@ class IngestWorker:
             minimum=settings.reconnect_min_s, maximum=settings.reconnect_max_s
         )
         self._ready = asyncio.Event()
+        # Device rows committed by this worker's batches: later batches skip their INSERT, which
+        # would otherwise wait for the other workers' transactions holding the same vans' rows.
+        self._known_devices: set[DeviceKey] = set()
         self.stats = IngestStats()
 
     async def wait_ready(self) -> None:
@@ -313,6 +316,7 @@ class IngestWorker:
             if not _is_data_error(err):
                 raise
             log.warning("a batch of %d was refused (%s); storing one by one", len(items), err)
+            self._known_devices.clear()  # in case a device row we trusted is what was missing
         total = StoreResult()
         unstorable: list[Rejected] = []
         for item in items:
@@ -337,7 +341,11 @@ class IngestWorker:
         self, items: Sequence[Accepted | Rejected], received_at: datetime
     ) -> StoreResult:
         with self._session_factory() as session, session.begin():
-            return store_batch(session, items, received_at=received_at)
+            result = store_batch(
+                session, items, received_at=received_at, known_devices=self._known_devices
+            )
+        self._known_devices |= result.devices  # committed: they exist
+        return result
 
 
 def _is_data_error(err: Exception) -> bool:

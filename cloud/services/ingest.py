@@ -11,14 +11,15 @@ events reference them and a device may speak before its first status arrives.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -68,12 +69,19 @@ class Rejected:
     payload: bytes
 
 
+DeviceKey = tuple[str, str]
+"""``("vehicle" | "locker", device id)``: a device row that a batch needs."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoreResult:
     stored: int = 0
     duplicates: int = 0
     dead_letters: int = 0
     refused: tuple[Rejected, ...] = ()  # accepted by classify, refused here: a revoked device
+    # The device rows the batch made sure of: once it committed, they exist (and are never
+    # deleted), so the next batches may skip their INSERT (see ``known_devices``).
+    devices: frozenset[DeviceKey] = frozenset()
 
 
 POSITION_COLUMNS = (
@@ -138,12 +146,60 @@ def _claim(
     if not unique:
         return [], len(accepted)
     connection = session.connection()
-    table = _table(IngestedMessage)
-    stmt = _insert_or_skip(connection, table, "message_id").returning(table.c.message_id)
-    rows = [_ingested_row(m, received_at) for m in unique.values()]
-    new_ids = set(connection.execute(stmt, rows).scalars())
+    # Sorted: two workers claiming overlapping redeliveries lock the ids in one order, no deadlock.
+    rows = [_ingested_row(unique[i], received_at) for i in sorted(unique)]
+    if connection.dialect.name == "postgresql":
+        new_ids = _claim_pg(connection, rows, received_at)
+    else:
+        table = _table(IngestedMessage)
+        stmt = _insert_or_skip(connection, table, "message_id").returning(table.c.message_id)
+        new_ids = set(connection.execute(stmt, rows).scalars())
     fresh = [m for message_id, m in unique.items() if message_id in new_ids]
     return fresh, len(accepted) - len(fresh)
+
+
+_CLAIM_PG = """
+INSERT INTO ingested_messages (message_id, device_id, kind, seq, received_at, n_items)
+SELECT m, d, k, s, %(received_at)s, n
+FROM unnest(%(m)s::uuid[], %(d)s::varchar[], %(k)s::varchar[], %(s)s::int8[], %(n)s::int4[])
+    AS u(m, d, k, s, n)
+ON CONFLICT (message_id) DO NOTHING
+RETURNING message_id
+"""
+
+
+def _claim_pg(
+    connection: Connection, rows: Sequence[dict[str, Any]], received_at: datetime
+) -> set[uuid.UUID]:
+    """The claim as one statement over five arrays: a multi-row VALUES of a few hundred messages
+    costs the worker more CPU to build and PostgreSQL more to parse than the arrays do."""
+    params = {
+        "received_at": received_at,
+        "m": [r["message_id"] for r in rows],
+        "d": [r["device_id"] for r in rows],
+        "k": [r["kind"] for r in rows],
+        "s": [r["seq"] for r in rows],
+        "n": [r["n_items"] for r in rows],
+    }
+    with _raw_cursor(connection, _CLAIM_PG) as cursor:
+        cursor.execute(_CLAIM_PG, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+@contextlib.contextmanager
+def _raw_cursor(connection: Connection, statement: str) -> Iterator[psycopg.Cursor[Any]]:
+    """A cursor on the psycopg connection under ``connection`` (so in its transaction), with
+    psycopg's errors translated as SQLAlchemy would (DataError, OperationalError, ...): callers
+    tell data from connection errors the same way for raw statements as for any other."""
+    raw = connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    try:
+        with raw.cursor() as cursor:
+            yield cursor
+    except psycopg.Error as err:
+        raise DBAPIError.instance(
+            statement, None, err, psycopg.Error, dialect=connection.dialect
+        ) from err
 
 
 def _insert_or_skip(connection: Connection, table: Table, key: str) -> Any:
@@ -192,48 +248,62 @@ def insert_positions(connection: Connection, rows: Sequence[PositionTuple]) -> N
     if not rows:
         return
     if connection.dialect.name == "postgresql":
-        raw = connection.connection.driver_connection
-        assert raw is not None
-        try:
-            with raw.cursor() as cursor, cursor.copy(_COPY_POSITIONS) as copy:
-                copy.set_types(POSITION_PG_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-        except psycopg.Error as err:
-            # Translated as SQLAlchemy would (DataError, OperationalError, ...), so that callers
-            # tell data from connection errors the same way for COPY as for any statement.
-            raise DBAPIError.instance(
-                _COPY_POSITIONS, None, err, psycopg.Error, dialect=connection.dialect
-            ) from err
+        with (
+            _raw_cursor(connection, _COPY_POSITIONS) as cursor,
+            cursor.copy(_COPY_POSITIONS) as copy,
+        ):
+            copy.set_types(POSITION_PG_TYPES)
+            for row in rows:
+                copy.write_row(row)
         return
     connection.execute(
         insert(PositionRow), [dict(zip(POSITION_COLUMNS, row, strict=True)) for row in rows]
     )
 
 
-def _devices(
-    session: Session, model: type[D], ids: Iterable[str], *, seen_at: datetime
-) -> dict[str, D]:
-    """Load or create the device rows for ``ids`` and mark them seen now.
+def _ensure_devices(connection: Connection, model: type[Vehicle | Locker], ids: Set[str]) -> None:
+    """Create the missing device rows among ``ids``.
 
     New devices are created with ``ON CONFLICT DO NOTHING`` in id order: two workers meeting the
     same new van at once would otherwise both INSERT it and one would lose its whole batch (seen
-    in the ingest benchmark as dead-lettered points).
+    in the ingest benchmark as dead-lettered points). ``ids`` should hold only devices not known
+    to exist: that INSERT waits for any transaction holding one of those rows.
+
     """
+    table = _table(model)
+    extra = {"compartments": 0} if model is Locker else {}
+    new = [{"id": i, "online": False, "version": "", **extra} for i in sorted(ids)]
+    if new:
+        connection.execute(_insert_or_skip(connection, table, "id"), new)
+
+
+def _mark_seen(
+    connection: Connection, model: type[Vehicle | Locker], ids: Set[str], *, seen_at: datetime
+) -> None:
+    """Move ``last_seen`` of ``ids`` forward to ``seen_at``.
+
+    ``last_seen`` is a heartbeat, not data: on PostgreSQL a row another worker is updating right
+    now (to the same moment, give or take a batch) is skipped (``SKIP LOCKED``) rather than waited
+    for. Waiting there (the ORM update this replaced) made two workers sharing a fleet take turns,
+    each holding a few hundred vehicle rows until its batch committed.
+    """
+    if not ids:
+        return
+    table = _table(model)
+    stale = select(table.c.id).where(
+        table.c.id.in_(sorted(ids)), or_(table.c.last_seen.is_(None), table.c.last_seen < seen_at)
+    )
+    if connection.dialect.name == "postgresql":
+        stale = stale.with_for_update(key_share=True, skip_locked=True)  # FOR NO KEY UPDATE
+    connection.execute(update(table).where(table.c.id.in_(stale)).values(last_seen=seen_at))
+
+
+def _loaded(session: Session, model: type[D], ids: Iterable[str]) -> dict[str, D]:
+    """ORM rows of the devices whose status a batch applies (few: statuses are rare)."""
     wanted = set(ids)
     if not wanted:
         return {}
-    connection = session.connection()
-    extra = {"compartments": 0} if model is Locker else {}
-    connection.execute(
-        _insert_or_skip(connection, _table(model), "id"),
-        [{"id": i, "online": False, "version": "", **extra} for i in sorted(wanted)],
-    )
-    found = {d.id: d for d in session.scalars(select(model).where(model.id.in_(wanted)))}
-    for device in found.values():
-        if device.last_seen is None or device.last_seen < seen_at:
-            device.last_seen = seen_at
-    return found
+    return {d.id: d for d in session.scalars(select(model).where(model.id.in_(wanted)))}
 
 
 def _item_count(message: Message) -> int:
@@ -263,12 +333,18 @@ def _ingested_row(message: Message, received_at: datetime) -> dict[str, Any]:
 
 
 def store_batch(
-    session: Session, items: Sequence[Accepted | Rejected], *, received_at: datetime
+    session: Session,
+    items: Sequence[Accepted | Rejected],
+    *,
+    received_at: datetime,
+    known_devices: Set[DeviceKey] = frozenset(),
 ) -> StoreResult:
     """Write ``items`` into the open transaction of ``session``; the caller commits.
 
-    Status messages are applied in arrival order (not by ``sent_at``): a last will carries the time
-    its device connected, so ordering by ``sent_at`` would let an old "online" win over the will.
+    ``known_devices`` are device rows known to exist (from earlier committed batches' results):
+    their INSERT is skipped. Status messages are applied in arrival order (not by ``sent_at``): a
+    last will carries the time its device connected, so ordering by ``sent_at`` would let an old
+    "online" win over the will.
     """
     accepted = [i for i in items if isinstance(i, Accepted)]
     accepted, refused = refuse_revoked(session, accepted)
@@ -282,8 +358,14 @@ def store_batch(
     vehicle_ids |= {m.device_id for m in fresh if isinstance(m, CommandAck)}  # vehicles' only
     locker_ids = {m.locker_id for m in fresh if isinstance(m, LockerEvent)}
     locker_ids |= {m.device_id for m in fresh if isinstance(m, DeviceStatus) and m.kind == "locker"}
-    vehicles = _devices(session, Vehicle, vehicle_ids, seen_at=received_at)
-    lockers = _devices(session, Locker, locker_ids, seen_at=received_at)
+    connection = session.connection()
+    for model, kind, ids in ((Vehicle, "vehicle", vehicle_ids), (Locker, "locker", locker_ids)):
+        unknown = {i for i in ids if (kind, i) not in known_devices}
+        _ensure_devices(connection, model, unknown)
+        _mark_seen(connection, model, ids, seen_at=received_at)
+    statuses = [m for m in fresh if isinstance(m, DeviceStatus)]
+    vehicles = _loaded(session, Vehicle, (m.device_id for m in statuses if m.kind == "vehicle"))
+    lockers = _loaded(session, Locker, (m.device_id for m in statuses if m.kind == "locker"))
 
     vehicle_events: list[dict[str, Any]] = []
     locker_events: list[dict[str, Any]] = []
@@ -355,11 +437,13 @@ def store_batch(
                 for r in rejected
             ],
         )
+    devices = frozenset([("vehicle", i) for i in vehicle_ids] + [("locker", i) for i in locker_ids])
     return StoreResult(
         stored=len(fresh),
         duplicates=duplicates,
         dead_letters=len(rejected),
         refused=tuple(refused),
+        devices=devices,
     )
 
 

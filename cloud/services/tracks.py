@@ -138,9 +138,11 @@ def _journey(
 
 
 # The day's fixes as three arrays in one row, sent in binary: psycopg then builds the floats in C,
-# where 36,000 rows of text would cost more Python time than the whole analysis.
+# where 36,000 rows of text would cost more Python time than the whole analysis. ``date_part``
+# divides the microseconds in float8 where ``extract`` goes through numeric: the same correctly
+# rounded seconds, at a third of the server's time for a day (measured in bench.track_query).
 _PG_TRACK = """
-SELECT array_agg(extract(epoch FROM t)::float8), array_agg(lat), array_agg(lon)
+SELECT array_agg(date_part('epoch', t)), array_agg(lat), array_agg(lon)
 FROM (
     SELECT t, lat, lon FROM positions
     WHERE vehicle_id = %(vehicle_id)s AND t >= %(since)s AND t < %(until)s

@@ -24,12 +24,15 @@ The rules (:class:`TripRules`, set in the hub's settings):
 
 Cost: one pass over the fixes plus the stay-point scan, which looks ahead only while the van stays
 inside the radius: O(n) for driving and parking, O(n x points within the radius) for crawling.
+The tests every fix needs (is the van still near here ``stop_min_s`` later? is there a long gap
+before it?) run as numpy array operations; Python loops visit only the fixes that pass them. Those
+array operations are the same IEEE operations as the scalar code (subtraction, products,
+comparisons; cosines come from :func:`math.cos`), so the results are bit for bit the same.
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +40,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG); the error against WGS-84 is below 0.5 %
@@ -221,7 +226,8 @@ class Track:
         """
         if not len(ts) == len(lat) == len(lon):
             raise ValueError(f"columns of {len(ts)}, {len(lat)} and {len(lon)} values")
-        if all(a < b for a, b in itertools.pairwise(ts)):
+        times = np.asarray(ts, dtype=np.float64)
+        if bool(np.all(times[1:] > times[:-1])):
             return cls(ts=list(ts), lat=list(lat), lon=list(lon))
         first: dict[float, int] = {}
         for i, t in enumerate(ts):
@@ -243,6 +249,9 @@ class _Fixes:
     ts: list[float]
     lat: list[float]  # radians
     lon: list[float]
+    ts_a: npt.NDArray[np.float64]  # the same, as arrays for the per-fix tests
+    lat_a: npt.NDArray[np.float64]
+    lon_a: npt.NDArray[np.float64]
 
 
 @dataclass(slots=True)
@@ -276,8 +285,16 @@ def analyse(
         return Journey(trips=(), stops=(), gaps=0)
     ts = track.ts
     rad = math.pi / 180  # a product, not a call per value: math.radians computes the same
+    lat_a = np.asarray(track.lat, dtype=np.float64) * rad
+    lon_a = np.asarray(track.lon, dtype=np.float64) * rad
     fixes = _Fixes(
-        track=track, ts=ts, lat=[v * rad for v in track.lat], lon=[v * rad for v in track.lon]
+        track=track,
+        ts=ts,
+        lat=lat_a.tolist(),
+        lon=lon_a.tolist(),
+        ts_a=np.asarray(ts, dtype=np.float64),
+        lat_a=lat_a,
+        lon_a=lon_a,
     )
     offs = _ignition_off(ts, sorted(ignition), ignition_on_at_start)
     # With ignition known, the engine decides where a stop begins and ends; motion adds only the
@@ -309,19 +326,17 @@ def _stays(fixes: _Fixes, rules: TripRules) -> list[_Span]:
         dy, dx = lat[j] - a_lat, (lon[j] - a_lon) * cos(a_lat)
         return dx * dx + dy * dy > lim
 
+    candidates = _maybe_stopped(fixes, min_s=min_s, limit=limit)
     out: list[_Span] = []
     i = 0
-    k = 0  # the first fix at least stop_min_s after fix i
-    while i < n:
+    while True:
+        # Driving fixes (far from where the van is stop_min_s later) cannot start a stay: skip
+        # to the next fix that may.
+        c = bisect.bisect_left(candidates, i)
+        if c == len(candidates):
+            break
+        i = candidates[c]
         t_i, la, lo = ts[i], lat[i], lon[i]
-        while k < n and ts[k] - t_i < min_s:
-            k += 1
-        if k == n:
-            break  # no time left for a stop
-        dy, dx = lat[k] - la, (lon[k] - lo) * cos(la)
-        if dx * dx + dy * dy > limit:
-            i += 1  # driving: one test per fix instead of a scan ahead
-            continue
         j = i + 1
         while j < n and not far(la, lo, j, limit):
             j += 1
@@ -345,6 +360,34 @@ def _stays(fixes: _Fixes, rules: TripRules) -> list[_Span]:
         else:
             i += 1
     return out
+
+
+def _maybe_stopped(fixes: _Fixes, *, min_s: float, limit: float) -> list[int]:
+    """The fixes from which a stay may start: those within the radius (``limit``, squared
+    radians) of the first fix at least ``min_s`` later, in index order (none without one)."""
+    ts, lat, lon = fixes.ts_a, fixes.lat_a, fixes.lon_a
+    n = len(ts)
+    # k: the first fix with ts[k] - ts[i] >= min_s, exactly as a scalar walk finds it
+    # (searchsorted on ts + min_s may be one off where that sum rounds).
+    k = np.searchsorted(ts, ts + min_s, side="left")
+    while True:
+        up = (k < n) & (ts[np.minimum(k, n - 1)] - ts < min_s)
+        if not up.any():
+            break
+        k = k + up
+    while True:
+        down = (k > 0) & (ts[np.maximum(k - 1, 0)] - ts >= min_s)
+        if not down.any():
+            break
+        k = k - down
+    within = np.flatnonzero(k < n)
+    if len(within) == 0:
+        return []
+    head = int(within[-1]) + 1  # k only grows: from the first i without such a fix, none has one
+    i, k = np.arange(head), k[:head]
+    cos_lat = np.fromiter(map(math.cos, fixes.lat[:head]), dtype=np.float64, count=head)
+    dy, dx = lat[k] - lat[i], (lon[k] - lon[i]) * cos_lat
+    return [int(x) for x in np.flatnonzero(~(dx * dx + dy * dy > limit))]
 
 
 def _ignition_off(
@@ -417,14 +460,18 @@ def _trips_between(fixes: _Fixes, stops: list[_Span], rules: TripRules) -> tuple
     for s in stops:
         segments.append((begin, s.first, s))
         begin = s.last
-    track, ts = fixes.track, fixes.ts
+    track = fixes.track
     segments.append((begin, len(track) - 1, None))
+    # Fixes after a GNSS gap longer than gap_split_s: the only places a trip may split.
+    long_gaps = (np.flatnonzero(np.diff(fixes.ts_a) > rules.gap_split_s) + 1).tolist()
     trips: list[Trip] = []
     gaps = 0
     for begin, end, nxt in segments:
         piece_start = begin
-        for i in range(begin + 1, end + 1):
-            if ts[i] - ts[i - 1] > rules.gap_split_s and _moved(fixes, i - 1, i, rules):
+        lo = bisect.bisect_right(long_gaps, begin)
+        hi = bisect.bisect_right(long_gaps, end)
+        for i in long_gaps[lo:hi]:
+            if _moved(fixes, i - 1, i, rules):
                 gaps += 1
                 trips += _trip(fixes, piece_start, i - 1, TripEnd.GAP, rules)
                 piece_start = i
