@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # Alembic narrates every plugin it loads at INFO; our own migrate() logs the outcome.
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # httpx logs every request at INFO: the webhook sender and the demo's desk would drown
+        # the agents' own lines. Failures are logged by our callers.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         code: int = args.handler(args)
     except ConfigError as err:
