@@ -31,11 +31,9 @@ from locker.hardware import MockLockerFactory
 from locker.keypad import SimKeypad
 from locker.settings import LockerSettings
 from protocol.codes import derive_locker_key
-from protocol.commands import derive_command_key
-from protocol.topics import DeviceKind
 from tests.locker.story import relay_history, shut_doors, until
+from tests.van_rig import MASTER, sim_van_config
 
-MASTER = "e2e-7f3a9c2e41b8d605-Qx9LmZ2vT4wK8rYb"
 OPS_KEY = "ops-key-for-the-end-to-end-tests"
 
 
@@ -72,27 +70,7 @@ async def hub(tmp_path: Path, mqtt_settings: MqttSettings) -> AsyncIterator[Hub]
 
 
 def _van_config(tmp_path: Path, mqtt: MqttSettings, vehicle_id: str) -> Path:
-    path = tmp_path / f"{vehicle_id}.toml"
-    command_key = derive_command_key(MASTER.encode(), vehicle_id, kind=DeviceKind.VEHICLE)
-    path.write_text(
-        f"""
-device_id = "{vehicle_id}"
-state_dir = "{tmp_path / "van-state"}"
-command_key = "{command_key.hex()}"
-[mqtt]
-host = "{mqtt.host}"
-port = {mqtt.port}
-reconnect_min_s = 0.05
-reconnect_max_s = 0.5
-[sim]
-time_scale = 20
-seed = 3
-[batch]
-max_points = 10
-max_age_s = 10
-"""
-    )
-    return path
+    return sim_van_config(tmp_path, mqtt, vehicle_id, time_scale=20, seed=3, batch_age_s=10)
 
 
 def _start_van(config: Path) -> subprocess.Popen[bytes]:

@@ -24,6 +24,7 @@ from tests import test_end_to_end as e2e
 from tests.edge.gnss_rigs import NMEA_DIR, Gpsfake, free_port
 from tests.locker.story import until
 from tests.test_end_to_end import Hub
+from tests.van_rig import sim_van_config
 
 hub = e2e.hub  # the end-to-end tests' hub fixture
 
@@ -31,27 +32,17 @@ OUTAGE_S = 60.0
 
 
 def _config(tmp_path: Path, mqtt: MqttSettings, vehicle_id: str, extra: str = "") -> Path:
-    path = tmp_path / f"{vehicle_id}.toml"
-    path.write_text(
-        f"""
-device_id = "{vehicle_id}"
-state_dir = "{tmp_path / "van-state"}"
-status_interval_s = 1
-{extra}
-[mqtt]
-host = "{mqtt.host}"
-port = {mqtt.port}
-reconnect_min_s = 0.05
-reconnect_max_s = 0.5
-[sim]
-time_scale = 10
-seed = 11
-[batch]
-max_points = 10
-max_age_s = 10
-"""
+    return sim_van_config(
+        tmp_path,
+        mqtt,
+        vehicle_id,
+        time_scale=10,
+        seed=11,
+        batch_age_s=10,
+        status_interval_s=1,
+        command_key=False,
+        extra=extra,
     )
-    return path
 
 
 @contextlib.contextmanager

@@ -22,12 +22,12 @@ from edge.outbox import Outbox
 from edge.routes import DurableRoutes, MemoryRoutes, RouteStore
 from edge.settings import MqttSettings, load_settings
 from protocol.codec import encode
-from protocol.commands import derive_command_key
 from protocol.messages import Position, TelemetryBatch
-from protocol.topics import Channel, DeviceKind, vehicle_topic
+from protocol.topics import Channel, vehicle_topic
 from tests import test_end_to_end as e2e
 from tests.cloud import plan_rigs
-from tests.test_end_to_end import MASTER, Hub
+from tests.test_end_to_end import Hub
+from tests.van_rig import sim_van_config
 
 hub = e2e.hub  # run_hub on SQLite with a real uvicorn
 
@@ -35,28 +35,9 @@ VAN = "van-1"
 
 
 def _config(tmp_path: Path, mqtt: MqttSettings, state: str) -> Path:
-    key = derive_command_key(MASTER.encode(), VAN, kind=DeviceKind.VEHICLE)
-    path = tmp_path / f"{VAN}-{state}.toml"
-    path.write_text(
-        f"""
-device_id = "{VAN}"
-state_dir = "{tmp_path / state}"
-command_key = "{key.hex()}"
-status_interval_s = 1
-[mqtt]
-host = "{mqtt.host}"
-port = {mqtt.port}
-reconnect_min_s = 0.05
-reconnect_max_s = 0.5
-[sim]
-time_scale = 10
-seed = 5
-[batch]
-max_points = 10
-max_age_s = 1
-"""
+    return sim_van_config(
+        tmp_path, mqtt, VAN, time_scale=10, seed=5, batch_age_s=1, state=state, status_interval_s=1
     )
-    return path
 
 
 @contextlib.asynccontextmanager

@@ -25,12 +25,13 @@ from edge.obd import ObdSettings, ObdSource, PidSpec
 from edge.outbox import Outbox
 from edge.settings import MqttSettings, load_settings
 from protocol.codec import encode
-from protocol.commands import derive_command_key, sign_command
-from protocol.topics import Channel, DeviceKind, vehicle_topic
+from protocol.commands import sign_command
+from protocol.topics import Channel, vehicle_topic
 from tests import test_end_to_end as e2e
 from tests.edge import test_obd
 from tests.locker.story import until
-from tests.test_end_to_end import MASTER, Hub
+from tests.test_end_to_end import Hub
+from tests.van_rig import sim_van_config
 
 hub = e2e.hub  # the end-to-end tests' hub fixture: run_hub on SQLite, a real uvicorn
 elm = test_obd.elm  # ELM327-emulator with P0143 and P0196 stored
@@ -39,28 +40,9 @@ VAN = "van-cmd"
 
 
 def _config(tmp_path: Path, mqtt: MqttSettings) -> Path:
-    key = derive_command_key(MASTER.encode(), VAN, kind=DeviceKind.VEHICLE)
-    path = tmp_path / f"{VAN}.toml"
-    path.write_text(
-        f"""
-device_id = "{VAN}"
-state_dir = "{tmp_path / "van-state"}"
-command_key = "{key.hex()}"
-status_interval_s = 1
-[mqtt]
-host = "{mqtt.host}"
-port = {mqtt.port}
-reconnect_min_s = 0.05
-reconnect_max_s = 0.5
-[sim]
-time_scale = 10
-seed = 5
-[batch]
-max_points = 10
-max_age_s = 2
-"""
+    return sim_van_config(
+        tmp_path, mqtt, VAN, time_scale=10, seed=5, batch_age_s=2, status_interval_s=1
     )
-    return path
 
 
 @contextlib.asynccontextmanager
