@@ -129,9 +129,17 @@ export class DayReplay {
     this.lastFrame = 0;
     this.vansLoaded = false;
     this.$("#replay-day").value = new Date().toISOString().slice(0, 10);
-    this.$("#replay-form").addEventListener("submit", (event) => {
+    this.$("#replay-form").addEventListener("submit", async (event) => {
       event.preventDefault();
-      this.load().catch((err) => this._say(err.describe ? err.describe() : String(err), true));
+      const button = event.submitter || this.$('#replay-form button[type="submit"]');
+      button.disabled = true; // one day at a time: a second click would race the first
+      try {
+        await this.load();
+      } catch (err) {
+        this._say(err.describe ? err.describe() : String(err), true);
+      } finally {
+        button.disabled = false;
+      }
     });
     this.slider = this.$("#replay-time");
     this.slider.addEventListener("input", () => this.seek(Number(this.slider.value) * 1000));
