@@ -26,7 +26,7 @@ from cloud.fleet import FleetSettings, VehicleProfile
 from cloud.models import Parcel, ParcelEvent, PositionRow, Vehicle
 from cloud.settings import Role
 from protocol.codec import encode
-from protocol.messages import Position, VehicleEvent
+from protocol.messages import Position, TelemetryBatch, VehicleEvent
 from protocol.topics import Channel, vehicle_topic
 from tests.cloud.helpers import auth, eventually, mqtt_client
 from tests.cloud.track_rigs import T0, TrackBuilder
@@ -295,6 +295,68 @@ async def test_a_vans_recorded_day_replays_with_its_trips_stops_and_events(
 
 async def _index_past(page: Page, index: int) -> bool:
     return int((await marker(page))["index"]) > index
+
+
+async def test_a_day_the_van_sent_through_the_broker_replays_with_its_speeds(
+    stack: Stack, browser: Browser
+) -> None:
+    """The whole path: fixes published by the van for a past morning, stored by ingest, replayed
+    on a tablet held upright; the speed shown is the one the van sent."""
+    start = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    van = TrackBuilder(t=start, lat=52.365, lon=4.885).start()
+    van.drive(600, speed_mps=10.0, heading_deg=45.0).park(400).drive(300, speed_mps=10.0)
+    speeds = [0.0] + [10.0] * 600 + [0.0] * 400 + [10.0] * 300
+    fixes = [
+        Position(t=p.t, lat=p.lat, lon=p.lon, speed_mps=v, fix="3d")
+        for p, v in zip(van.points, speeds, strict=True)
+    ]
+    async with mqtt_client(stack.mqtt, f"test-van-4-{uuid.uuid4().hex[:6]}") as client:
+        for seq, at in enumerate(range(0, len(fixes), 500), start=1):
+            batch = TelemetryBatch(vehicle_id="van-4", seq=seq, points=tuple(fixes[at : at + 500]))
+            await client.publish(vehicle_topic("van-4", Channel.TELEMETRY), encode(batch), qos=1)
+    day = {"since": start.isoformat(), "until": (start + timedelta(hours=1)).isoformat()}
+
+    async def all_stored() -> bool:
+        r = await stack.api.get(
+            "/api/v1/vehicles/van-4/positions",
+            params={**day, "limit": "10000"},
+            headers=auth(Role.VIEWER),
+        )
+        return r.status_code == 200 and r.json()["count"] == len(fixes)
+
+    await eventually(all_stored, timeout=30, what="the van's fixes stored by ingest")
+    window = {"from": day["since"], "to": day["until"]}
+    trips = (await _get(stack, "/vehicles/van-4/trips", **window))["data"]
+    stops = (await _get(stack, "/vehicles/van-4/stops", **window))["data"]
+    assert (len(trips), len(stops)) == (2, 1), (trips, stops)
+
+    ops = await sign_in(browser, stack, Role.OPS)
+    page = ops.page
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await page.get_by_role("button", name="Day replay").click()
+    await page.locator("#replay-van").select_option("van-4")
+    await page.get_by_label("Day (UTC)").fill("2026-11-24")
+    await page.get_by_role("button", name="Show the day").click()
+    await expect(page.locator("#replay-result")).to_have_text(
+        f"van-4 on 2026-11-24 (UTC): {len(fixes)} fixes, 2 trips, 1 stop, 0 driving events."
+    )
+    await expect(page.locator("#replay-no-events")).to_be_visible()
+    slider = page.get_by_label("Time", exact=True)
+    await slider.focus()
+    for _ in range(120):
+        await page.keyboard.press("ArrowRight")
+    await expect(slider).to_have_attribute("aria-valuetext", "09:02:00 UTC, 36 km/h")
+    await expect(page.locator("#replay-speed-now")).to_have_text("36 km/h")
+    await expect(page.locator(".replay-marker")).to_have_attribute("data-index", "120")
+    # In the stop, the van sent 0 m/s.
+    await page.get_by_role("button", name="Stop 1", exact=True).click()
+    await slider.focus()
+    for _ in range(60):
+        await page.keyboard.press("ArrowRight")
+    await expect(page.locator("#replay-speed-now")).to_have_text("0 km/h")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 768
+    await screenshot(page, "replay-portrait")
+    assert ops.errors == []
 
 
 def _cells(rows: list[dict[str, Any]], series: str) -> dict[tuple[str, str], dict[str, Any]]:

@@ -300,9 +300,10 @@ export class DayReplay {
     this.$("#replay-end").textContent = utcTime(t1 * 1000);
     this.root.dataset.points = String(this.track.n);
     this.root.dataset.drawn = String(drawn);
+    const count = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
     this._say(
-      `${van} on ${day} (UTC): ${this.track.n} fixes, ${trips.length} trips, ${stops.length} stops, ` +
-        `${events.length} driving events.`,
+      `${van} on ${day} (UTC): ${count(this.track.n, "fix", "fixes")}, ` +
+        `${count(trips.length, "trip")}, ${count(stops.length, "stop")}, ${count(events.length, "driving event")}.`,
     );
     this.seek(t0 * 1000);
   }
