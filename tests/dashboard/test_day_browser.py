@@ -297,6 +297,23 @@ async def _index_past(page: Page, index: int) -> bool:
     return int((await marker(page))["index"]) > index
 
 
+SEARCH_AND_SIMPLIFY = """async () => {
+  const { indexAt, simplify } = await import("/dashboard/js/replay.js");
+  // The last fix at or before t; two fixes share t=20.
+  const times = Float64Array.from([10, 20, 20, 30, 45]);
+  const at = [5, 10, 15, 20, 25, 30, 44, 45, 99].map((t) => indexAt(times, t));
+  // 1000 fixes eastwards zig-zagging 1 m north and back (odd fixes north), with one 50 m spike
+  // at fix 500: at 3 m, the ends, the spike and the even fixes either side of it (farther from
+  // the steep lines to the spike than the odd ones, by the zig-zag's metre) are all that is drawn.
+  const n = 1000, lat = new Float64Array(n), lon = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    lat[i] = 52 + (i % 2) * 9e-6 + (i === 500 ? 4.5e-4 : 0);
+    lon[i] = 4.9 + i * 1e-5;
+  }
+  return { at, kept: simplify({ lat, lon }, 0, n - 1, 3) };
+}"""
+
+
 async def test_a_day_the_van_sent_through_the_broker_replays_with_its_speeds(
     stack: Stack, browser: Browser
 ) -> None:
@@ -356,6 +373,10 @@ async def test_a_day_the_van_sent_through_the_broker_replays_with_its_speeds(
     await expect(page.locator("#replay-speed-now")).to_have_text("0 km/h")
     assert await page.evaluate("document.documentElement.scrollWidth") <= 768
     await screenshot(page, "replay-portrait")
+    # The two pieces that keep a long day quick, on cases worked by hand.
+    found = await page.evaluate(SEARCH_AND_SIMPLIFY)
+    assert found["at"] == [0, 0, 0, 2, 2, 3, 3, 4, 4]
+    assert found["kept"] == [0, 498, 500, 502, 999]
     assert ops.errors == []
 
 
