@@ -114,6 +114,7 @@ function start(token, me) {
     if (view === "alerts") alerts.seen();
     if (view === "parcels") parcels.refresh();
     if (view === "replay" && replay) replay.shown();
+    else if (replay) replay.pause(); // a replay left playing would keep redrawing unseen
     if (view === "kpis" && kpis) kpis.shown();
     if (history.replaceState) history.replaceState(null, "", `#${view}`);
   }
