@@ -8,6 +8,8 @@ import { LockersView } from "./lockers.js";
 import { FleetMap } from "./map.js";
 import { OccupancyChart } from "./occupancy.js";
 import { ParcelsView } from "./parcels.js";
+import { KpisView } from "./kpis.js";
+import { DayReplay } from "./replay.js";
 
 const KEY_STORAGE = "lastmile.token";
 const $ = (sel) => document.querySelector(sel);
@@ -97,6 +99,9 @@ function start(token, me) {
     canOperate: perms.has("operate parcels"),
   });
   const alerts = new AlertsFeed({ list: $("#alert-feed"), alertsOnly: $("#alerts-only"), badge: $("#alert-badge") });
+  // Read-only views of the past: a van's day, and the KPIs (anyone who may read the fleet).
+  const replay = canFleet ? new DayReplay({ api, root: $("#view-replay"), config }) : null;
+  const kpis = canFleet ? new KpisView({ api, root: $("#view-kpis") }) : null;
 
   function show(view) {
     if (!offered.includes(view)) view = offered[0];
@@ -108,6 +113,9 @@ function start(token, me) {
     if (view === "map" && map) map.invalidate();
     if (view === "alerts") alerts.seen();
     if (view === "parcels") parcels.refresh();
+    if (view === "replay" && replay) replay.shown();
+    else if (replay) replay.pause(); // a replay left playing would keep redrawing unseen
+    if (view === "kpis" && kpis) kpis.shown();
     if (history.replaceState) history.replaceState(null, "", `#${view}`);
   }
   for (const button of document.querySelectorAll("#views [data-view]")) {

@@ -165,3 +165,17 @@ export class FleetMap {
     this._fitOnce();
   }
 }
+
+// A map with the hub's tiles, or the plain no-tiles background, and a scale: for views that draw
+// their own layers (the day replay).
+export function baseMap(element, config) {
+  const map = L.map(element, { zoomControl: true, attributionControl: Boolean(config.tileUrl) });
+  if (config.tileUrl) {
+    L.tileLayer(config.tileUrl, { maxZoom: 19, attribution: config.tileAttribution || "" }).addTo(map);
+  } else {
+    element.classList.add("no-tiles");
+  }
+  L.control.scale({ imperial: false }).addTo(map);
+  map.setView([52.37, 4.895], 13);
+  return map;
+}
