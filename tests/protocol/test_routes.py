@@ -204,7 +204,7 @@ def test_a_route_signature_is_no_command_signature_and_vice_versa() -> None:
 
 
 def test_an_unsigned_route_from_an_older_hub_is_not_a_route() -> None:
-    legacy = {
+    legacy: dict[str, Any] = {
         "v": 1,
         "id": str(uuid.uuid4()),
         "sent_at": "2026-12-01T06:00:00Z",
