@@ -226,8 +226,8 @@ class RouteKeeper:
         """Answer one payload from ``fleet/{id}/route``; return the ack. Never raises."""
         try:
             route = self._check(payload)
-            if RouteMark.of(route) != self._store.mark():  # not the route in force, again
-                self._store.save(encode(route), mark=RouteMark.of(route))
+            if self.current is None or RouteMark.of(self.current) != RouteMark.of(route):
+                self._store.save(encode(route), mark=RouteMark.of(route))  # not in force yet
         except _Refused as r:
             return self._refuse(r)
         except RouteStoreError as err:

@@ -125,7 +125,7 @@ async def test_a_dispatched_route_reaches_the_van_is_acked_kept_and_followed(
             # Anyone else on the topic is refused, once each, and the route in force stays:
             # a tampered copy, a replayed older route (validly signed), an unsigned one, garbage.
             tampered = json.loads(encode(in_force))
-            tampered["stops"] = tampered["stops"][::-1][:1]
+            tampered["stops"][0]["lat"] += 0.001  # the first stop moved, by someone else
             older = sign_route(
                 key=hub_route_key(MASTER.encode(), VAN),
                 device_id=VAN,

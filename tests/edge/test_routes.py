@@ -225,6 +225,23 @@ def test_an_unsigned_route_kept_by_an_older_van_is_dropped_on_start(tmp_path: Pa
         store.close()
 
 
+def test_a_route_dropped_on_start_is_kept_again_once_it_verifies(tmp_path: Path) -> None:
+    """A van started without its key drops its route; given the key, the broker's retained copy
+    (same route, same mark) is put in force and on disk again."""
+    acks: list[CommandAck] = []
+    route = _route()
+    store = DurableRoutes(tmp_path / "route.db")
+    try:
+        _keeper(store, acks).handle(encode(route))
+        keeper = _keeper(store, acks, key=None)
+        assert keeper.current is None and store.load() is None
+        keeper.key = COMMAND_KEY
+        keeper.handle(encode(route))
+        assert keeper.current == route and store.load() == encode(route)
+    finally:
+        store.close()
+
+
 class BrokenDisk(MemoryRoutes):
     def save(self, payload: bytes, *, mark: RouteMark) -> None:
         raise RouteStoreError("disk full")
