@@ -2,7 +2,8 @@
 the outbox (retained, QoS 1, signed for the van) → a real van agent verifies, keeps and
 acknowledges its route → hub ingest → ``GET /plans/{id}``; a tampered, replayed older, unsigned or
 garbage route on the van's topic is refused and counted while the route in force stays; the route
-survives a van restart (on disk, and from the broker's retained copy), and stops are completed by the geofence from positions the hub ingests."""
+survives a van restart (on disk, and from the broker's retained copy), and stops are completed by
+the geofence from positions the hub ingests."""
 
 from __future__ import annotations
 
