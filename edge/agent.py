@@ -194,6 +194,7 @@ class VehicleAgent:
             device_id=self.vehicle_id,
             store=routes or MemoryRoutes(),
             reply=self._queue_ack,
+            key=settings.command_secret(),
             on_route=self._drive_route if isinstance(gnss, FollowsRoutes) else None,
         )
         self.uplink = uplink or Uplink(
@@ -223,6 +224,7 @@ class VehicleAgent:
         out.update({f"driving_{k}": str(v) for k, v in self.driving.all_counters().items()})
         out["commands_executed"] = str(sum(self.commands.stats.executed.values()))
         out["commands_refused"] = str(sum(self.commands.stats.refused.values()))
+        out["routes_refused"] = str(sum(self.routes.refused.values()))
         return out
 
     @property
@@ -248,6 +250,7 @@ class VehicleAgent:
 
     async def run(self) -> None:
         """Run until cancelled. On cancellation the open batch is queued, so no point is dropped."""
+        self.routes.start()  # acks for a kept route dropped on start (expired while off)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.uplink.run(), name="uplink")
             tg.create_task(self._collect(), name="gnss")
@@ -447,6 +450,7 @@ class VehicleAgent:
                 self._outbox.limits = new.outbox
             elif name == "command_key":
                 self.commands.key = new.command_secret()
+                self.routes.key = new.command_secret()  # the route key derives from it
             else:
                 restart.append(name)
                 continue

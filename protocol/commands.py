@@ -9,7 +9,8 @@ is recorded only after everything else passed, so forged traffic cannot fill the
 
 Canonical form (what a hub in another language must reproduce): the JSON object of all fields but
 ``signature``, keys sorted, no whitespace, UTF-8; datetimes as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``;
-UUIDs in lowercase hyphenated form.
+UUIDs in lowercase hyphenated form; lists (a route's stops) in order, absent optional fields as
+``null``. Routes (:mod:`protocol.routes`) reuse :func:`signature_of` and :func:`check_signed`.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ class CommandError(ProtocolError):
 
     reason = "refused"
 
-    def __init__(self, command_id: UUID, detail: str) -> None:
-        super().__init__(f"command {command_id} refused ({self.reason}): {detail}")
+    def __init__(self, command_id: UUID, detail: str, *, what: str = "command") -> None:
+        """``what`` names the kind of signed message (``route`` reuses these checks)."""
+        super().__init__(f"{what} {command_id} refused ({self.reason}): {detail}")
         self.command_id = command_id
         self.detail = detail
 
@@ -138,6 +140,8 @@ def _canonical_value(value: Any) -> Any:
         return str(value)
     if isinstance(value, dict):
         return {k: _canonical_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):  # a route's stops
+        return [_canonical_value(v) for v in value]
     return value
 
 
@@ -147,7 +151,9 @@ def canonical_bytes(fields: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _mac(key: bytes, fields: dict[str, Any]) -> str:
+def signature_of(key: bytes, fields: dict[str, Any]) -> str:
+    """HMAC-SHA256 hex of :func:`canonical_bytes` of ``fields``: the one MAC of every signed
+    message (commands, routes); each kind is kept apart by its own key label and ``type``."""
     return hmac.new(key, canonical_bytes(fields), hashlib.sha256).hexdigest()
 
 
@@ -176,7 +182,60 @@ def sign_command(
         signature="0" * 64,
     )
     fields = unsigned.model_dump()
-    return unsigned.model_copy(update={"signature": _mac(key, fields)})
+    return unsigned.model_copy(update={"signature": signature_of(key, fields)})
+
+
+class SignedMessage(Protocol):
+    """What :func:`check_signed` reads of a signed message (a :class:`Command`, a route)."""
+
+    @property
+    def device_id(self) -> str: ...
+
+    @property
+    def issued_at(self) -> datetime: ...
+
+    @property
+    def expires_at(self) -> datetime: ...
+
+    @property
+    def signature(self) -> str: ...
+
+    def model_dump(self) -> dict[str, Any]: ...
+
+
+def check_signed(
+    message: SignedMessage,
+    *,
+    ident: UUID,
+    key: bytes,
+    device_id: str,
+    now: datetime,
+    max_skew: timedelta,
+    max_lifetime: timedelta,
+    what: str = "command",
+) -> None:
+    """The checks every signed message passes, in this order: addressed to this device, signature
+    (constant time), not issued in the future, valid no longer than ``max_lifetime``, not expired.
+
+    Raises :class:`WrongDevice`, :class:`BadSignature`, :class:`CommandNotYetValid` or
+    :class:`CommandExpired`, each carrying ``ident`` (the id the device's ack will name)."""
+    if message.device_id != device_id:
+        raise WrongDevice(
+            ident, f"addressed to {message.device_id!r}, this is {device_id!r}", what=what
+        )
+    expected = signature_of(key, message.model_dump())
+    if not hmac.compare_digest(expected, message.signature):
+        raise BadSignature(ident, f"signature does not match the {what} key", what=what)
+    if message.issued_at > now + max_skew:
+        raise CommandNotYetValid(
+            ident, f"issued at {_utc(message.issued_at)}, now {_utc(now)}", what=what
+        )
+    if message.expires_at - message.issued_at > max_lifetime:
+        raise CommandNotYetValid(ident, f"valid for longer than {max_lifetime}", what=what)
+    if message.expires_at <= now:
+        raise CommandExpired(
+            ident, f"expired at {_utc(message.expires_at)}, now {_utc(now)}", what=what
+        )
 
 
 def verify_command(
@@ -193,18 +252,16 @@ def verify_command(
     Raises :class:`WrongDevice`, :class:`BadSignature`, :class:`CommandNotYetValid`,
     :class:`CommandExpired` or :class:`CommandReplayed` (checked in that order).
     """
+    check_signed(
+        command,
+        ident=command.command_id,
+        key=key,
+        device_id=device_id,
+        now=now,
+        max_skew=max_skew,
+        max_lifetime=MAX_LIFETIME,
+    )
     cid = command.command_id
-    if command.device_id != device_id:
-        raise WrongDevice(cid, f"addressed to {command.device_id!r}, this is {device_id!r}")
-    expected = _mac(key, command.model_dump())
-    if not hmac.compare_digest(expected, command.signature):
-        raise BadSignature(cid, "signature does not match the command key")
-    if command.issued_at > now + max_skew:
-        raise CommandNotYetValid(cid, f"issued at {_utc(command.issued_at)}, now {_utc(now)}")
-    if command.expires_at - command.issued_at > MAX_LIFETIME:
-        raise CommandNotYetValid(cid, f"valid for longer than {MAX_LIFETIME}")
-    if command.expires_at <= now:
-        raise CommandExpired(cid, f"expired at {_utc(command.expires_at)}, now {_utc(now)}")
     if not nonces.remember(command.nonce, expires_at=command.expires_at):
         raise CommandReplayed(cid, f"nonce {command.nonce} was used before")
     return command
@@ -213,13 +270,18 @@ def verify_command(
 def command_id_of(payload: bytes) -> UUID | None:
     """The ``command_id`` of a payload that is not a valid :class:`Command`, if it has a readable
     one, so that a device can still say which command it refused as malformed. Never raises."""
+    return uuid_field_of(payload, "command_id")
+
+
+def uuid_field_of(payload: bytes, name: str) -> UUID | None:
+    """The UUID in top-level field ``name`` of a JSON object payload, if readable. Never raises."""
     try:
         body = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(body, dict):
         return None
-    raw = body.get("command_id")
+    raw = body.get(name)
     if not isinstance(raw, str):
         return None
     try:

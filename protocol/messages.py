@@ -209,12 +209,18 @@ class RouteStop(_Frozen):
 class Route(Message):
     """A van's route from the hub, on ``fleet/{id}/route``, retained: the newest one is in force.
 
-    The van keeps it durably and answers with a :class:`CommandAck` whose ``command_id`` is
-    ``route_id`` (``name`` ``"route"``), so the hub learns the driver has it. Not signed like a
-    command: it asks nothing of the van's hardware, and only the hub may publish on this topic."""
+    Signed like a command (:mod:`protocol.routes`): HMAC-SHA256 over every other field under the
+    van's route key, valid from ``issued_at`` to ``expires_at`` (the end of the shift and a margin,
+    bounded by :data:`protocol.routes.MAX_ROUTE_LIFETIME`). The van refuses one that is unsigned,
+    forged, expired, or not newer than the route in force (so a replayed old route cannot roll
+    the plan back), and answers every payload with a :class:`CommandAck` whose ``command_id`` is
+    ``route_id`` (``name`` ``"route"``), so the hub learns the driver has it, or why not."""
 
     type: Literal["route"] = "route"
     device_id: DeviceId
     route_id: UUID
     plan_id: UUID
     stops: tuple[RouteStop, ...] = Field(max_length=1000)
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime
+    signature: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]

@@ -1,13 +1,17 @@
 """Planned routes end to end through a real Mosquitto: ``POST /plans`` → worker → dispatch through
-the outbox (retained, QoS 1) → a real van agent keeps and acknowledges its route → hub ingest →
-``GET /plans/{id}``; the route survives a van restart (on disk, and from the broker's retained
-copy), and stops are completed by the geofence from positions the hub ingests."""
+the outbox (retained, QoS 1, signed for the van) → a real van agent verifies, keeps and
+acknowledges its route → hub ingest → ``GET /plans/{id}``; a tampered, replayed older, unsigned or
+garbage route on the van's topic is refused and counted while the route in force stays; the route
+survives a van restart (on disk, and from the broker's retained copy), and stops are completed by
+the geofence from positions the hub ingests."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import datetime as dt
+import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +27,12 @@ from edge.routes import DurableRoutes, MemoryRoutes, RouteStore
 from edge.settings import MqttSettings, load_settings
 from protocol.codec import encode
 from protocol.messages import Position, TelemetryBatch
+from protocol.routes import MAX_ROUTE_LIFETIME, RouteMark, hub_route_key, sign_route, verify_route
 from protocol.topics import Channel, vehicle_topic
 from tests import test_end_to_end as e2e
 from tests.cloud import plan_rigs
 from tests.test_end_to_end import Hub
-from tests.van_rig import sim_van_config
+from tests.van_rig import MASTER, sim_van_config
 
 hub = e2e.hub  # run_hub on SQLite with a real uvicorn
 
@@ -89,6 +94,7 @@ async def test_a_dispatched_route_reaches_the_van_is_acked_kept_and_followed(
             r = await api.post(f"/api/v1/plans/{done['id']}/dispatch")
             assert r.status_code == 202, r.text
             plan_url = f"/api/v1/plans/{done['id']}"
+            route_topic = vehicle_topic(VAN, Channel.ROUTE)
             seen: dict[str, Any] = {}
 
             async def acked() -> bool:
@@ -100,9 +106,66 @@ async def test_a_dispatched_route_reaches_the_van_is_acked_kept_and_followed(
             mine = next(x for x in seen["routes"] if x["vehicle_id"] == VAN)
             assert {x["vehicle_id"]: x["state"] for x in seen["routes"]}["van-2"] == "sent"
             assert agent.routes.current is not None
+            assert agent.routes.refused == {}
             assert str(agent.routes.current.route_id) == mine["route_id"]
             assert [s.stop_id for s in agent.routes.current.stops] == planned[VAN]
             assert mine["acked_at"] is not None
+
+            # The route is signed for this van and expires after its shift: the van verified it.
+            in_force = agent.routes.current
+            now = dt.datetime.now(dt.UTC)
+            assert in_force.issued_at <= now < in_force.expires_at
+            assert in_force.expires_at - in_force.issued_at <= MAX_ROUTE_LIFETIME
+            verify_route(
+                in_force,
+                key=hub_route_key(MASTER.encode(), VAN),
+                device_id=VAN,
+                now=now,
+                newest=RouteMark.of(in_force),
+            )
+            # Anyone else on the topic is refused, once each, and the route in force stays:
+            # a tampered copy, a replayed older route (validly signed), an unsigned one, garbage.
+            tampered = json.loads(encode(in_force))
+            tampered["stops"][0]["lat"] += 0.001  # the first stop moved, by someone else
+            older = sign_route(
+                key=hub_route_key(MASTER.encode(), VAN),
+                device_id=VAN,
+                route_id=uuid.uuid4(),
+                plan_id=uuid.uuid4(),
+                stops=(),
+                issued_at=in_force.issued_at - dt.timedelta(minutes=5),
+                expires_at=in_force.expires_at,
+            )
+            unsigned = {k: v for k, v in json.loads(encode(older)).items() if k != "signature"}
+            async with aiomqtt.Client(
+                mqtt_settings.host, mqtt_settings.port, identifier="route-intruder"
+            ) as intruder:
+                for payload in (
+                    json.dumps(tampered).encode(),
+                    encode(older),
+                    json.dumps(unsigned).encode(),
+                    b"\x00garbage",
+                ):
+                    await intruder.publish(route_topic, payload, qos=1, retain=False)
+
+            async def all_refused() -> bool:
+                return sum(agent.routes.refused.values()) >= 4
+
+            await until(all_refused)
+            assert agent.routes.refused == {
+                "bad_signature": 1,
+                "stale": 1,
+                "unsigned": 1,
+                "malformed": 1,
+            }
+            assert agent.routes.current == in_force
+
+            async def reported() -> bool:  # the refusals ride the van's status to the hub
+                vans = (await api.get("/api/v1/vehicles")).json()["data"]
+                status = next(v for v in vans if v["id"] == VAN)["status"] or {}
+                return bool(status.get("health", {}).get("routes_refused") == "4")
+
+            await until(reported)
 
             # The simulated van drives its route: the hub's geofence sees it reach its first stop.
             async def reached() -> bool:

@@ -33,7 +33,8 @@ from cloud.planning.plan_json import plan_from_json, plan_to_json
 from cloud.planning.replan import FleetState, StopEta, VanPosition, refresh_etas, replan
 from cloud.planning.result import Plan
 from protocol.codec import encode
-from protocol.messages import Route, RouteStop
+from protocol.messages import RouteStop
+from protocol.routes import hub_route_key, route_expiry, sign_route
 from protocol.topics import Channel, vehicle_topic
 
 log = logging.getLogger(__name__)
@@ -218,10 +219,18 @@ def _done_plan(row: PlanJob) -> Plan:
 
 
 def dispatch(
-    session: Session, *, job_id: uuid.UUID, now: Callable[[], datetime] = utcnow
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    master_secret: bytes,
+    now: Callable[[], datetime] = utcnow,
 ) -> list[PlanDispatch]:
     """Queue each van's route on ``fleet/{van}/route`` (retained, QoS 1) with the rows that track
-    it, in one transaction; commit. A plan is dispatched once (re-plan to change it)."""
+    it, in one transaction; commit. A plan is dispatched once (re-plan to change it).
+
+    Each route is signed with its van's route key (:mod:`protocol.routes`, from
+    ``master_secret``) and expires :data:`~protocol.routes.ROUTE_GRACE` after the later of the
+    van's shift end and its last visit, within the protocol's bounds."""
     row = get_job(session, job_id)
     plan = _done_plan(row)
     if row.dispatched_at is not None:
@@ -247,8 +256,17 @@ def dispatch(
                     kind=s.kind,
                 )
             )
-        message = Route(
-            device_id=route.van_id, route_id=uuid.uuid4(), plan_id=row.id, stops=tuple(stops)
+        shift_end = max([problem.van(route.van_id).shift_end, *(v.departure for v in route.visits)])
+        message = sign_route(
+            key=hub_route_key(master_secret, route.van_id),
+            device_id=route.van_id,
+            route_id=uuid.uuid4(),
+            plan_id=row.id,
+            stops=stops,
+            issued_at=sent,
+            expires_at=route_expiry(
+                issued_at=sent, shift_end=origin + timedelta(seconds=shift_end)
+            ),
         )
         d = PlanDispatch(
             route_id=message.route_id,

@@ -8,7 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
-from cloud.api.deps import FleetReader, OutboxNotifierDep, SessionDep, VehicleCommander
+from cloud.api.deps import (
+    FleetReader,
+    OutboxNotifierDep,
+    SessionDep,
+    SettingsDep,
+    VehicleCommander,
+)
 from cloud.api.plan_schemas import (
     PlanCreate,
     PlanJobPublic,
@@ -134,9 +140,15 @@ def dispatch_plan(
     session: SessionDep,
     notify_outbox: OutboxNotifierDep,
     caller: VehicleCommander,
+    settings: SettingsDep,
 ) -> PlanJobPublic:
-    """Send each van its route (retained, QoS 1). 202: routes are ``sent`` until acknowledged."""
-    service.dispatch(session, job_id=plan_id)
+    """Send each van its route, signed with its key (retained, QoS 1). 202: routes are ``sent``
+    until acknowledged (or ``refused``, with the van's reason)."""
+    service.dispatch(
+        session,
+        job_id=plan_id,
+        master_secret=settings.code_master_secret.get_secret_value().encode(),
+    )
     notify_outbox()
     return _public(session, service.get_job(session, plan_id))
 
