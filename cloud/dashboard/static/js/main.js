@@ -8,6 +8,8 @@ import { LockersView } from "./lockers.js";
 import { FleetMap } from "./map.js";
 import { OccupancyChart } from "./occupancy.js";
 import { ParcelsView } from "./parcels.js";
+import { PlansView } from "./plans.js";
+import { PlannedRoutes, RouteLayer } from "./routes.js";
 
 const KEY_STORAGE = "lastmile.token";
 const $ = (sel) => document.querySelector(sel);
@@ -97,6 +99,28 @@ function start(token, me) {
     canOperate: perms.has("operate parcels"),
   });
   const alerts = new AlertsFeed({ list: $("#alert-feed"), alertsOnly: $("#alerts-only"), badge: $("#alert-badge") });
+  // Planned routes on the map and the planning view: both show the hub's plan records.
+  const plans = canFleet
+    ? new PlansView({
+        api,
+        root: $("#view-plans"),
+        canPlan: perms.has("command vehicles"),
+        onDispatched: () => routes && routes.reload(),
+      })
+    : null;
+  const routes = map
+    ? new PlannedRoutes({
+        api,
+        layer: new RouteLayer({
+          map: map.map,
+          list: $("#route-list"),
+          status: $("#route-status"),
+          onColour: (id, colour) => map.setVanColour(id, colour),
+        }),
+        onPlan: (plan) => plans.updated(plan),
+      })
+    : null;
+  if (routes) map.extraPoints = () => routes.layer.points();
 
   function show(view) {
     if (!offered.includes(view)) view = offered[0];
@@ -108,6 +132,7 @@ function start(token, me) {
     if (view === "map" && map) map.invalidate();
     if (view === "alerts") alerts.seen();
     if (view === "parcels") parcels.refresh();
+    if (view === "plans" && plans) plans.refresh().catch((err) => console.warn("plans failed", err));
     if (history.replaceState) history.replaceState(null, "", `#${view}`);
   }
   for (const button of document.querySelectorAll("#views [data-view]")) {
@@ -157,6 +182,7 @@ function start(token, me) {
       }
       lockers.refresh();
     }
+    if (routes) await routes.reload();
   }
 
   const refreshLockers = debounce(async (lockerId) => {
@@ -180,6 +206,7 @@ function start(token, me) {
       const known = fleet.vans.get(data.vehicle_id);
       fleet.setVan(data.vehicle_id, { point, online: known ? known.online : true });
       if (map) for (const p of data.points) map.moveVan(data.vehicle_id, p);
+      if (routes) routes.onTelemetry(data.vehicle_id);
     } else if (kind === "status") {
       if (data.kind === "vehicle") {
         fleet.setVan(data.device_id, { online: data.online });
@@ -198,6 +225,8 @@ function start(token, me) {
       }
     } else if (kind === "vehicle_event") {
       alerts.add({ source: "vehicle", device_id: data.vehicle_id, ...data });
+    } else if (kind === "route_ack") {
+      if (routes) routes.onRouteAck(data).catch((err) => console.warn("route refresh failed", err));
     } else if (kind === "locker_event") {
       alerts.add({ source: "locker", device_id: data.locker_id, ...data });
       refreshLockers(data.locker_id);
@@ -227,6 +256,7 @@ function start(token, me) {
     fleet.renderVans();
     if (map) for (const id of map.vans.keys()) map.refreshVan(id);
   }, 5000);
+  if (routes) routes.start();
   show(location.hash.slice(1) || offered[0]);
 }
 
