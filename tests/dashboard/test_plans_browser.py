@@ -29,7 +29,7 @@ from protocol.codec import encode
 from protocol.messages import Position, TelemetryBatch
 from protocol.topics import Channel, vehicle_topic
 from tests.cloud import plan_rigs
-from tests.cloud.helpers import auth, eventually, mqtt_client
+from tests.cloud.helpers import auth, mqtt_client
 from tests.dashboard.conftest import Stack, screenshot, sign_in, unlabelled_controls
 from tests.van_rig import sim_van_config
 
@@ -192,7 +192,7 @@ async def test_ops_plans_in_the_page_dispatches_and_the_van_acknowledges_its_rou
         colours = await page.evaluate(
             """() => [...document.querySelectorAll('.route-card')].map((c) => [
                 c.dataset.vehicle,
-                c.querySelector('.swatch').style.getPropertyValue('--van'),
+                c.style.getPropertyValue('--van'),
             ])"""
         )
         strokes = await lines.evaluate_all("els => els.map(e => e.getAttribute('stroke'))")
@@ -256,9 +256,9 @@ async def test_the_map_shows_done_and_late_stops_as_the_vans_report(
     await expect(page.locator(f'.route-card[data-vehicle="{other}"] .count')).to_have_text(
         f"1 of {len(planned[other])} done"
     )
-    await expect(
-        page.locator(f'.route-card[data-vehicle="{other}"] progress')
-    ).to_have_attribute("value", "1")
+    await expect(page.locator(f'.route-card[data-vehicle="{other}"] progress')).to_have_attribute(
+        "value", "1"
+    )
     # The hub's own refreshed ETA from the van's fix now says s1 is late.
     await expect(late).not_to_contain_text("(planned)", timeout=45_000)
     await expect(late).to_have_class("late")
@@ -281,9 +281,7 @@ async def test_a_viewer_sees_the_plans_but_is_offered_no_start_dispatch_or_repla
 ) -> None:
     undispatched = await _planned_by_api(stack)
     dispatched = await _planned_by_api(stack, seed=2)
-    r = await stack.api.post(
-        f"/api/v1/plans/{dispatched['id']}/dispatch", headers=auth(Role.OPS)
-    )
+    r = await stack.api.post(f"/api/v1/plans/{dispatched['id']}/dispatch", headers=auth(Role.OPS))
     assert r.status_code == 202, r.text
     viewer = await sign_in(browser, stack, Role.VIEWER)
     page = viewer.page
@@ -299,9 +297,9 @@ async def test_a_viewer_sees_the_plans_but_is_offered_no_start_dispatch_or_repla
     # Not offered at all: not in the page, not merely disabled or hidden.
     for gone in ("#start-plan", "#replan-form", "#confirm-dispatch", "#plan-problem"):
         await expect(page.locator(gone)).to_have_count(0)
-    await expect(page.get_by_role("button", name=re.compile("Dispatch|Re-plan|Start"))).to_have_count(
-        0
-    )
+    await expect(
+        page.get_by_role("button", name=re.compile("Dispatch|Re-plan|Start"))
+    ).to_have_count(0)
     assert await unlabelled_controls(page) == []
     await screenshot(page, "planning-viewer")
     await page.get_by_role("button", name="Map").click()

@@ -7,8 +7,9 @@
 import { clear, h } from "./dom.js";
 
 const L = window.L;
-// Distinct, dark enough for white numbers on them (WCAG AA), and none is the "late" red.
-const PALETTE = ["#0b4f8a", "#6a2c91", "#1d6b42", "#9c4a00", "#005f73", "#5b4a00", "#3a3fb0", "#7a2e5a"];
+// Distinct, dark enough for white numbers on them (WCAG AA); none is the "late" red, nor the van
+// markers' own blue.
+const PALETTE = ["#37474f", "#6a2c91", "#1d6b42", "#9c4a00", "#005f73", "#5b4a00", "#3a3fb0", "#7a2e5a"];
 const WATCH_MS = 24 * 3600 * 1000; // a dispatch is a day's work, as the hub's late-stop watcher says
 const TELEMETRY_DELAY_MS = 3000; // ingest stores a fix a moment after the live feed shows it
 const TELEMETRY_EVERY_MS = 10_000; // ETAs are re-computed over the day's fixes: not on every one
@@ -153,13 +154,12 @@ export class RouteLayer {
   _card(plan, route, stops, colour) {
     const done = stops.filter((s) => s.done).length;
     const swatch = h("span", { class: "swatch", "aria-hidden": "true" });
-    swatch.style.setProperty("--van", colour);
     const bar = h("progress", {
       max: String(stops.length || 1),
       value: String(done),
       "aria-label": `Route of ${route.vehicle_id}: ${done} of ${stops.length} stops done`,
     });
-    return h(
+    const card = h(
       "section",
       {
         class: "route-card",
@@ -192,6 +192,8 @@ export class RouteLayer {
         ),
       ),
     );
+    card.style.setProperty("--van", colour); // CSSOM, which the page's CSP allows (no style="")
+    return card;
   }
 }
 
