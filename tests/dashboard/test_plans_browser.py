@@ -302,6 +302,14 @@ async def test_a_viewer_sees_the_plans_but_is_offered_no_start_dispatch_or_repla
     ).to_have_count(0)
     assert await unlabelled_controls(page) == []
     await screenshot(page, "planning-viewer")
+    # A tablet held upright: the detail goes under the list, nothing scrolls sideways.
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    detail, table = page.locator("#plan-detail"), page.locator("#plan-table")
+    detail_box, table_box = await detail.bounding_box(), await table.bounding_box()
+    assert detail_box is not None and table_box is not None
+    assert detail_box["y"] >= table_box["y"] + table_box["height"]
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 768
+    await screenshot(page, "planning-viewer-portrait")
     await page.get_by_role("button", name="Map").click()
     await expect(page.locator(".route-card")).to_have_count(2)
     assert viewer.errors == []

@@ -22,8 +22,14 @@ export function vanColour(id) {
   return PALETTE[hash % PALETTE.length];
 }
 
-export function timeOf(iso) {
-  return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "–";
+// The time of day; with the date too when it is not today (a late route runs past midnight).
+export function timeOf(iso, now = new Date()) {
+  if (!iso) return "–";
+  const t = new Date(iso);
+  const time = t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return t.toDateString() === now.toDateString()
+    ? time
+    : `${t.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
 }
 
 export function minutes(seconds) {
