@@ -313,3 +313,39 @@ async def test_a_viewer_sees_the_plans_but_is_offered_no_start_dispatch_or_repla
     await page.get_by_role("button", name="Map").click()
     await expect(page.locator(".route-card")).to_have_count(2)
     assert viewer.errors == []
+
+
+async def test_ops_replans_from_the_page_without_a_cancelled_stop(
+    stack: Stack, browser: Browser
+) -> None:
+    # Tomorrow's plan: re-planned from now, every van's shift is still ahead whatever the hour.
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    parent = await _planned_by_api(stack, day=tomorrow.isoformat())
+    ops = await sign_in(browser, stack, Role.OPS)
+    page = ops.page
+    await _open_plans(page)
+    await page.get_by_role("button", name=f"Show plan {parent['id'][:8]}").click()
+    await page.get_by_role("button", name="Re-plan").click()
+    # The form opens with the focus in it; the keyboard can fill and send it.
+    await expect(page.get_by_label("Cancelled stops")).to_be_focused()
+    await page.keyboard.type("s2")
+    await page.locator("#replan-time-limit").fill("0.5")
+    await page.get_by_role("button", name="Start re-plan").click()
+    title = page.locator("#plan-detail-title")
+    await expect(title).to_contain_text(f"re-plan of {parent['id'][:8]}")
+    await expect(title).to_contain_text("done", timeout=30_000)
+    await expect(page.locator("#plan-result")).to_contain_text(
+        f"of plan {parent['id'][:8]} started"
+    )
+    child = await page.locator("#plan-detail").get_attribute("data-plan")
+    assert child is not None and child != parent["id"]
+    stored = (await stack.api.get(f"/api/v1/plans/{child}", headers=auth(Role.OPS))).json()
+    assert stored["parent_id"] == parent["id"]
+    served = [s for stops in _van_stops(stored).values() for s in stops]
+    assert "s2" not in served, stored
+    for van, stops in _van_stops(stored).items():
+        await expect(
+            page.locator(f'#plan-summary .plan-vans tr[data-vehicle="{van}"]')
+        ).to_contain_text(" → ".join(stops) if stops else "none")
+    await expect(page.locator("#plan-table tbody tr")).to_have_count(2)
+    assert ops.errors == []
