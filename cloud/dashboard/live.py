@@ -29,14 +29,17 @@ from edge.mqtt import connected, raise_if_cancelled
 from edge.settings import MqttSettings
 from protocol.codec import decode
 from protocol.errors import DecodeError, TopicError
-from protocol.messages import DeviceStatus, LockerEvent, TelemetryBatch, VehicleEvent
+from protocol.messages import CommandAck, DeviceStatus, LockerEvent, TelemetryBatch, VehicleEvent
 from protocol.topics import parse_topic, subscription
 
 log = logging.getLogger(__name__)
 
-UpdateKind = Literal["telemetry", "vehicle_event", "status", "locker_event"]
+UpdateKind = Literal["telemetry", "vehicle_event", "status", "locker_event", "route_ack"]
 MAX_POINTS_PER_UPDATE = 50
 """A page draws the newest fix and a short trail; a backlog of thousands is for the history API."""
+ROUTE_ACK_NAME = "route"
+"""A van's answer to a dispatched route (:class:`protocol.messages.Route`) carries this name; the
+page shows those (a route turns acknowledged), not the answers to other commands."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,17 @@ def to_update(message: object) -> LiveUpdate:
             else "status"
         )
         return LiveUpdate(kind, body)
+    if isinstance(message, CommandAck) and message.name == ROUTE_ACK_NAME:
+        # Only a nudge: the page re-reads the plan (the hub's record), it does not trust this.
+        return LiveUpdate(
+            "route_ack",
+            {
+                "vehicle_id": message.device_id,
+                "route_id": str(message.command_id),
+                "ok": message.ok,
+                "reason": message.reason,
+            },
+        )
     raise TypeError(f"no live view of {type(message).__name__}")
 
 
@@ -122,8 +136,14 @@ class LiveHub:
             queue.put_nowait(None)  # the one place beyond queue_size is kept for this
 
 
-LIVE_TYPES: tuple[type, ...] = (TelemetryBatch, VehicleEvent, LockerEvent, DeviceStatus)
-"""The device messages a page has a view of (:func:`to_update`)."""
+LIVE_TYPES: tuple[type, ...] = (
+    TelemetryBatch,
+    VehicleEvent,
+    LockerEvent,
+    DeviceStatus,
+    CommandAck,
+)
+"""The device messages a page has a view of (:func:`to_update`); of the acks, only a route's."""
 
 
 def live_subscriptions() -> list[str]:
@@ -161,6 +181,8 @@ class LiveFeed:
         self.hub = hub
         self.received = 0
         self.rejected = 0
+        self.skipped = 0
+        """Good messages with no page view (the ack of a command other than a route)."""
         self.connected = asyncio.Event()
 
     def _client(self) -> aiomqtt.Client:
@@ -180,13 +202,18 @@ class LiveFeed:
         )
 
     def handle(self, topic: str, payload: bytes) -> LiveUpdate | None:
-        """Decode one message and publish it; returns the update, or None if it was refused."""
+        """Decode one message and publish it; returns the update, or None if it was refused (or,
+        a command's ack, has no view)."""
         try:
             info = parse_topic(topic)
             expected = EXPECTED.get((info.kind, info.channel))
             if expected is None or not issubclass(expected, LIVE_TYPES):
                 raise TopicError(topic, "not a topic the dashboard shows")
-            update = to_update(decode(payload, expected))
+            message = decode(payload, expected)
+            if isinstance(message, CommandAck) and message.name != ROUTE_ACK_NAME:
+                self.skipped += 1
+                return None
+            update = to_update(message)
         except (TopicError, DecodeError) as err:
             self.rejected += 1
             log.debug("live feed skips a message on %s: %s", topic, err)

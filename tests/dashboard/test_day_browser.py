@@ -226,8 +226,8 @@ async def test_a_vans_recorded_day_replays_with_its_trips_stops_and_events(
         await expect(stop_rows.nth(k).locator("td").nth(1)).to_have_text(utc(stop["start"]))
         await expect(stop_rows.nth(k).locator("td").nth(2)).to_have_text(utc(stop["end"]))
     await expect(page.locator("path.replay-trip")).to_have_count(len(trips))
-    await expect(page.locator(".stop-marker")).to_have_count(len(stops))
-    await expect(page.locator(".stop-marker").first).to_have_attribute(
+    await expect(page.locator(".replay-stop-marker")).to_have_count(len(stops))
+    await expect(page.locator(".replay-stop-marker").first).to_have_attribute(
         "title", re.compile(rf"^Stop 1: arrived {utc(stops[0]['start'])}, left .*, 1[45] min")
     )
     # The driving events sit on the track, and are listed.

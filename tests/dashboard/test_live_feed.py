@@ -2,6 +2,8 @@
 
 A van's command ack once reached the feed (ingest reads ``fleet/+/cmd/ack``, and the feed took the
 same topic list): it had no page view, raised, and took the whole hub's task group down with it.
+Now the feed reads acks on purpose, for one of them: a van acknowledging its route (the page's
+planned routes turn ``acknowledged``). Every other command's ack is skipped, and counted.
 """
 
 from __future__ import annotations
@@ -15,11 +17,27 @@ from protocol.messages import CommandAck
 from protocol.topics import Channel, DeviceKind, subscription, vehicle_topic
 
 
-def test_a_command_ack_is_not_subscribed_and_is_skipped_if_it_arrives_anyway() -> None:
-    assert subscription(DeviceKind.VEHICLE, Channel.CMD_ACK) not in live_subscriptions()
+def test_a_route_ack_is_a_page_update_and_any_other_ack_is_skipped() -> None:
+    assert subscription(DeviceKind.VEHICLE, Channel.CMD_ACK) in live_subscriptions()
     assert subscription(DeviceKind.VEHICLE, Channel.TELEMETRY) in live_subscriptions()
 
-    feed = LiveFeed(settings=MqttSettings(port=1), client_id="t", hub=LiveHub())
-    ack = CommandAck(device_id="van-1", command_id=uuid.uuid4(), ok=True)
-    assert feed.handle(vehicle_topic("van-1", Channel.CMD_ACK), encode(ack)) is None
-    assert (feed.received, feed.rejected) == (0, 1)
+    hub = LiveHub()
+    feed = LiveFeed(settings=MqttSettings(port=1), client_id="t", hub=hub)
+    topic = vehicle_topic("van-1", Channel.CMD_ACK)
+    with hub.subscribe() as page:
+        other = CommandAck(device_id="van-1", command_id=uuid.uuid4(), ok=True, name="locate")
+        assert feed.handle(topic, encode(other)) is None
+        route_id = uuid.uuid4()
+        ack = CommandAck(device_id="van-1", command_id=route_id, ok=True, name="route")
+        update = feed.handle(topic, encode(ack))
+        assert update is not None and page._queue.qsize() == 1
+    assert update.kind == "route_ack"
+    assert update.data == {
+        "vehicle_id": "van-1",
+        "route_id": str(route_id),
+        "ok": True,
+        "reason": "",
+    }
+    assert (feed.received, feed.skipped, feed.rejected) == (1, 1, 0)
+    assert feed.handle(topic, b'{"type": "cmd_ack"}') is None  # garbage is still refused
+    assert feed.rejected == 1

@@ -10,6 +10,8 @@ import { OccupancyChart } from "./occupancy.js";
 import { ParcelsView } from "./parcels.js";
 import { KpisView } from "./kpis.js";
 import { DayReplay } from "./replay.js";
+import { PlansView } from "./plans.js";
+import { PlannedRoutes, RouteLayer } from "./routes.js";
 
 const KEY_STORAGE = "lastmile.token";
 const $ = (sel) => document.querySelector(sel);
@@ -102,6 +104,28 @@ function start(token, me) {
   // Read-only views of the past: a van's day, and the KPIs (anyone who may read the fleet).
   const replay = canFleet ? new DayReplay({ api, root: $("#view-replay"), config }) : null;
   const kpis = canFleet ? new KpisView({ api, root: $("#view-kpis") }) : null;
+  // Planned routes on the map and the planning view: both show the hub's plan records.
+  const plans = canFleet
+    ? new PlansView({
+        api,
+        root: $("#view-plans"),
+        canPlan: perms.has("command vehicles"),
+        onDispatched: () => routes && routes.reload(),
+      })
+    : null;
+  const routes = map
+    ? new PlannedRoutes({
+        api,
+        layer: new RouteLayer({
+          map: map.map,
+          list: $("#route-list"),
+          status: $("#route-status"),
+          onColour: (id, colour) => map.setVanColour(id, colour),
+        }),
+        onPlan: (plan) => plans.updated(plan),
+      })
+    : null;
+  if (routes) map.extraPoints = () => routes.layer.points();
 
   function show(view) {
     if (!offered.includes(view)) view = offered[0];
@@ -116,6 +140,7 @@ function start(token, me) {
     if (view === "replay" && replay) replay.shown();
     else if (replay) replay.pause(); // a replay left playing would keep redrawing unseen
     if (view === "kpis" && kpis) kpis.shown();
+    if (view === "plans" && plans) plans.refresh().catch((err) => console.warn("plans failed", err));
     if (history.replaceState) history.replaceState(null, "", `#${view}`);
   }
   for (const button of document.querySelectorAll("#views [data-view]")) {
@@ -165,6 +190,7 @@ function start(token, me) {
       }
       lockers.refresh();
     }
+    if (routes) await routes.reload();
   }
 
   const refreshLockers = debounce(async (lockerId) => {
@@ -188,6 +214,7 @@ function start(token, me) {
       const known = fleet.vans.get(data.vehicle_id);
       fleet.setVan(data.vehicle_id, { point, online: known ? known.online : true });
       if (map) for (const p of data.points) map.moveVan(data.vehicle_id, p);
+      if (routes) routes.onTelemetry(data.vehicle_id);
     } else if (kind === "status") {
       if (data.kind === "vehicle") {
         fleet.setVan(data.device_id, { online: data.online });
@@ -206,6 +233,8 @@ function start(token, me) {
       }
     } else if (kind === "vehicle_event") {
       alerts.add({ source: "vehicle", device_id: data.vehicle_id, ...data });
+    } else if (kind === "route_ack") {
+      if (routes) routes.onRouteAck(data).catch((err) => console.warn("route refresh failed", err));
     } else if (kind === "locker_event") {
       alerts.add({ source: "locker", device_id: data.locker_id, ...data });
       refreshLockers(data.locker_id);
@@ -235,6 +264,7 @@ function start(token, me) {
     fleet.renderVans();
     if (map) for (const id of map.vans.keys()) map.refreshVan(id);
   }, 5000);
+  if (routes) routes.start();
   show(location.hash.slice(1) || offered[0]);
 }
 

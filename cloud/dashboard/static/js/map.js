@@ -22,6 +22,8 @@ export class FleetMap {
     this.lockers = new Map();
     this.sites = config.lockerSites || {};
     this.fitted = false;
+    this.colours = new Map(); // van id -> its route's colour (routes.js)
+    this.extraPoints = () => []; // more to frame in fitAll (the planned routes' stops)
   }
 
   invalidate() {
@@ -36,6 +38,7 @@ export class FleetMap {
   fitAll() {
     const points = [...this.vans.values()].filter((v) => v.latlng).map((v) => v.latlng);
     for (const id of this.lockers.keys()) if (this.sites[id]) points.push(this.sites[id]);
+    points.push(...this.extraPoints());
     if (!points.length) return;
     this.fitted = true;
     this.map.fitBounds(L.latLngBounds(points).pad(0.3), { maxZoom: 15, animate: false });
@@ -70,6 +73,7 @@ export class FleetMap {
       const el = marker.getElement();
       el.dataset.vehicle = id;
       el.querySelector(".label").textContent = id;
+      if (this.colours.has(id)) el.style.setProperty("--van", this.colours.get(id));
     }
     if (online !== undefined) van.online = online;
     van.point = point;
@@ -88,6 +92,16 @@ export class FleetMap {
     arrow.classList.toggle("no-heading", point.heading_deg === null || point.heading_deg === undefined);
     this.refreshVan(id);
     this._fitOnce();
+  }
+
+  // The van's label takes its route's colour, so a van and its line on the map pair up.
+  setVanColour(id, colour) {
+    this.colours.set(id, colour);
+    const van = this.vans.get(id);
+    if (van) {
+      van.marker.getElement().style.setProperty("--van", colour);
+      van.marker.getElement().classList.add("routed");
+    }
   }
 
   setVanOnline(id, online) {

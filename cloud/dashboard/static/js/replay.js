@@ -256,7 +256,7 @@ export class DayReplay {
         Date.parse(stop.end),
       )}, ${duration(stop.duration_s)}${stop.ignition_off ? ", engine off" : ""}`;
       const marker = L.marker([stop.lat, stop.lon], {
-        icon: L.divIcon({ className: "stop-marker", html: `<span>${k + 1}</span>`, iconSize: [26, 26] }),
+        icon: L.divIcon({ className: "replay-stop-marker", html: `<span>${k + 1}</span>`, iconSize: [26, 26] }),
         title: label,
         alt: label,
         keyboard: true,
