@@ -103,6 +103,9 @@ class HubPlanCreate(_Strict):
     """Plan a depot's day from the parcels the hub holds (``POST /plans/from-hub``)."""
 
     depot: str = Field(min_length=1, max_length=64, description="a depot with a site")
+    exclude_vans: list[str] = Field(
+        default=[], max_length=100, description="vans of the depot not to plan (broken down)"
+    )
     day: dt.date | None = Field(default=None, description="today when left out")
     time_limit_s: float = Field(default=5.0, gt=0, le=MAX_TIME_LIMIT_S)
     seed: int = Field(default=0, ge=0)

@@ -150,8 +150,10 @@ def build_day_problem(
     day: date,
     fleet: FleetSettings,
     now: datetime,
+    exclude_vans: frozenset[str] = frozenset(),
 ) -> DayProblem:
-    """Raises ProblemError for a depot without a site, a day already over, or no van on shift."""
+    """Raises ProblemError for a depot without a site, a day already over, or no van on shift.
+    ``exclude_vans`` are left out (broken down); their parcels are planned on the others."""
     depot = session.get(DepotSite, depot_id)
     if depot is None:
         raise ProblemError(f"depot {depot_id!r}", "has no site: PUT /api/v1/depots/{id} first")
@@ -165,7 +167,7 @@ def build_day_problem(
         select(DepotVan).where(DepotVan.depot_id == depot_id).order_by(DepotVan.vehicle_id)
     ):
         begin, end = max(v.shift_start_s, start), min(v.shift_end_s, depot.closes_s)
-        if begin >= end:
+        if begin >= end or v.vehicle_id in exclude_vans:
             continue  # off shift for the rest of the day
         vans.append(
             VanSpec(

@@ -142,7 +142,12 @@ def create_plan_from_hub(
     day = body.day or now.date()
     try:
         built = day_plans.build_day_problem(
-            session, depot_id=body.depot, day=day, fleet=settings.fleet, now=now
+            session,
+            depot_id=body.depot,
+            day=day,
+            fleet=settings.fleet,
+            now=now,
+            exclude_vans=frozenset(body.exclude_vans),
         )
         row = service.create_job(
             session,
