@@ -99,7 +99,7 @@ class Morning:
 
 def morning_parcels(client: _Api, morning: Morning, rng: random.Random) -> int:
     """Create the morning's parcels and move them to the depot (not out: the plan does that).
-    Home parcels lie on the streets within ~600 m of their depot, each promised a window that
+    Home parcels lie on the streets within ~350 m of their depot, each promised a window that
     closes 20 to 60 minutes from now."""
     now = datetime.now(UTC)
     made = 0
@@ -120,8 +120,8 @@ def morning_parcels(client: _Api, morning: Morning, rng: random.Random) -> int:
             at_depot(
                 {
                     "address": f"{depot.title()} street {k + 1}",
-                    "lat": round(lat + rng.uniform(-0.005, 0.005), 6),
-                    "lon": round(lon + rng.uniform(-0.008, 0.008), 6),
+                    "lat": round(lat + rng.uniform(-0.003, 0.003), 6),
+                    "lon": round(lon + rng.uniform(-0.005, 0.005), 6),
                     "size": rng.choice(("S", "M", "L")),
                 }
             )

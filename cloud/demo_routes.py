@@ -44,7 +44,7 @@ class DemoSites:
     depots: Mapping[str, tuple[float, float]]
     vans: Mapping[str, tuple[str, str]]  # van -> (depot, vehicle type)
     lockers: Mapping[str, tuple[str, tuple[float, float]]]  # locker -> (depot, position)
-    van_capacity: int = 5
+    van_capacity: int = 6
 
 
 @dataclass
