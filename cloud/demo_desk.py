@@ -8,6 +8,10 @@ when nobody comes: ops expire the code, the courier gets a return code by webhoo
 parcel back. Each parcel rides one of the demo's vans and is promised a delivery window, which it
 sometimes misses; now and then a home parcel goes out too, and the first attempt sometimes fails
 (nobody home) before a second one succeeds -- so ``GET /api/v1/kpis`` has something to say.
+
+The day starts with :class:`Morning`: home parcels with coordinates around each depot and a few
+for each locker, left at the depot for the dispatcher (:mod:`cloud.demo_routes`) to plan through
+``POST /plans/from-hub``; the flow above starts once they are planned, so it cannot race them.
 """
 
 from __future__ import annotations
