@@ -181,6 +181,33 @@ async def test_a_depots_day_is_planned_from_its_parcels_and_the_dispatch_loads_t
     # Dispatched once: a second dispatch is refused and moves no parcel.
     assert (await api.post(f"/api/v1/plans/{done['id']}/dispatch")).status_code == 409
 
+    # van-1 breaks down: the depot is planned again without it. Its parcels (out for delivery
+    # now) go onto van-2 as far as van-2's three places allow; the rest are listed as dropped.
+    body = {"depot": "north", "exclude_vans": ["van-1"], "time_limit_s": 0.5, "seed": 1}
+    queued = await _ok(await api.post("/api/v1/plans/from-hub", json=body), 202)
+    again = await plan_rigs.finished(api, queued["id"])
+    assert {r["van_id"] for r in again["plan"]["routes"]} == {"van-2"}
+    moved = {
+        p
+        for r in again["plan"]["routes"]
+        for v in r["visits"]
+        if v["kind"] == "stop"
+        for p in again["parcels"][v["stop_id"]]
+    }
+    assert 1 <= len(moved) <= 3
+    left_out = {d["parcel_id"] for d in again["dropped_parcels"]}
+    assert left_out == ({*homes, small, medium, str(lost.id), large} - moved)
+    was_on_van_1 = {p for s, ps in stops.items() if routed[s] == "van-1" for p in ps}
+    await _ok(await api.post(f"/api/v1/plans/{again['id']}/dispatch"), 202)
+    with session_factory() as session:
+        for pid in moved:
+            parcel = session.get(Parcel, uuid.UUID(pid))
+            assert parcel is not None and parcel.vehicle_id == "van-2"
+            kinds = list(
+                session.scalars(select(ParcelEvent.kind).where(ParcelEvent.parcel_id == parcel.id))
+            )
+            assert ("vehicle_assigned" in kinds) == (pid in was_on_van_1), kinds
+
 
 async def test_a_plan_from_the_hub_refuses_a_depot_it_cannot_plan(api: httpx.AsyncClient) -> None:
     r = await api.post("/api/v1/plans/from-hub", json={"depot": "nowhere"})
