@@ -28,8 +28,8 @@ from pathlib import Path
 
 from cloud.api.passwords import hash_password
 from cloud.broker import MosquittoBroker
-from cloud.demo_desk import run_desk
-from cloud.demo_routes import run_dispatcher
+from cloud.demo_desk import Morning, run_desk
+from cloud.demo_routes import DemoSites, run_dispatcher
 from cloud.errors import HubError
 from cloud.fleet import FleetSettings, VehicleProfile
 from cloud.hub import run_hub
@@ -49,6 +49,8 @@ from protocol.topics import DeviceKind
 log = logging.getLogger(__name__)
 
 DEPOT = (52.3702, 4.8952)
+#: The demo's two depots: the north one at the centre of the vans' streets, the south one nearby.
+DEPOTS = {"north": DEPOT, "south": (52.3652, 4.9012)}  # ~700 m apart
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class DemoOptions:
     compartments: int = 12
     state_dir: Path = Path("var/demo")
     customers: bool = True
+    #: This van is held up this long at each stop of its route, so it falls behind its plan and
+    #: the dispatcher re-plans without it within the first few minutes (None: nobody is).
+    held_up_van: str | None = "van-1"
+    held_up_s: float = 420.0
 
 
 def locker_sites(n: int) -> dict[str, tuple[float, float]]:
@@ -85,6 +91,17 @@ def demo_fleet(*, vans: int, lockers: int) -> FleetSettings:
             for i in range(1, vans + 1)
         },
         lockers={f"locker-{i}": "north" if i % 2 else "south" for i in range(1, lockers + 1)},
+    )
+
+
+def demo_sites(fleet: FleetSettings, *, vans: list[str]) -> DemoSites:
+    """The sites the dispatcher sets through ``PUT /depots/...``: the same depots, van types and
+    locker depots as ``[fleet]``, with the positions of :data:`DEPOTS` and :func:`locker_sites`."""
+    positions = locker_sites(len(fleet.lockers))
+    return DemoSites(
+        depots=DEPOTS,
+        vans={v: (fleet.depot_of_vehicle(v), fleet.type_of_vehicle(v)) for v in vans},
+        lockers={lk: (fleet.depot_of_locker(lk), positions[lk]) for lk in sorted(fleet.lockers)},
     )
 
 
@@ -138,6 +155,7 @@ async def run_demo(options: DemoOptions) -> None:
     await asyncio.to_thread(broker.start)
     try:
         mqtt = MqttSettings(host=broker.host, port=broker.port, reconnect_max_s=5)
+        fleet = demo_fleet(vans=options.vans, lockers=options.lockers)
         hub = HubSettings(
             database_url=f"sqlite:///{state / 'hub.db'}",
             mqtt=mqtt,
@@ -147,14 +165,19 @@ async def run_demo(options: DemoOptions) -> None:
             users={"demo": UserSettings(role=Role.OPS, password_hash=password_hash)},
             jwt_secret=secrets.token_urlsafe(48),
             map_locker_sites=locker_sites(options.lockers),
-            fleet=demo_fleet(vans=options.vans, lockers=options.lockers),
+            fleet=fleet,
         )
         vans = [
             VehicleSettings(
                 device_id=f"van-{i}",
                 mqtt=mqtt,
                 state_dir=state / "vans",
-                sim=SimGnssSettings(origin_lat=DEPOT[0], origin_lon=DEPOT[1], seed=i),
+                sim=SimGnssSettings(
+                    origin_lat=DEPOTS[fleet.depot_of_vehicle(f"van-{i}")][0],
+                    origin_lon=DEPOTS[fleet.depot_of_vehicle(f"van-{i}")][1],
+                    seed=i,
+                    route_dwell_s=options.held_up_s if f"van-{i}" == options.held_up_van else None,
+                ),
                 command_key=derive_command_key(
                     master_secret.encode(), f"van-{i}", kind=DeviceKind.VEHICLE
                 ).hex(),
@@ -184,6 +207,16 @@ async def run_demo(options: DemoOptions) -> None:
             for lk in lockers:
                 tg.create_task(run_locker(lk, keypad=keypads[lk.device_id]), name=lk.device_id)
             api = f"http://127.0.0.1:{options.port}"
+            sites = demo_sites(fleet, vans=[v.device_id for v in vans])
+            morning = Morning(
+                depots=sites.depots,
+                homes={
+                    d: 3 * sum(1 for dv, _ in sites.vans.values() if dv == d) for d in sites.depots
+                },
+                lockers=tuple(sites.lockers),
+                ready=asyncio.Event(),
+                planned=asyncio.Event(),
+            )
             if options.customers:
                 tg.create_task(
                     run_desk(
@@ -192,18 +225,20 @@ async def run_demo(options: DemoOptions) -> None:
                         keypads=keypads,
                         rng=random.Random(7),
                         vans=tuple(v.device_id for v in vans),
+                        morning=morning,
                     ),
                     name="demo-desk",
                 )
-            # Plans the day for the vans, dispatches the routes, re-plans when one falls behind.
+            # Plans each depot's day from the desk's parcels, dispatches the routes, delivers at
+            # each stop reached, re-plans when a van falls behind.
             tg.create_task(
                 run_dispatcher(
                     api=api,
                     api_key=api_key,
-                    depot=DEPOT,
-                    vans=[v.device_id for v in vans],
-                    lockers=locker_sites(options.lockers),
-                    rng=random.Random(11),
+                    sites=sites,
+                    parcels_ready=morning.ready if options.customers else None,
+                    planned=morning.planned,
+                    keypads=keypads,
                 ),
                 name="demo-dispatcher",
             )

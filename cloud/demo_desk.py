@@ -8,6 +8,10 @@ when nobody comes: ops expire the code, the courier gets a return code by webhoo
 parcel back. Each parcel rides one of the demo's vans and is promised a delivery window, which it
 sometimes misses; now and then a home parcel goes out too, and the first attempt sometimes fails
 (nobody home) before a second one succeeds -- so ``GET /api/v1/kpis`` has something to say.
+
+The day starts with :class:`Morning`: home parcels with coordinates around each depot and a few
+for each locker, left at the depot for the dispatcher (:mod:`cloud.demo_routes`) to plan through
+``POST /plans/from-hub``; the flow above starts once they are planned, so it cannot race them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import secrets
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -83,6 +88,53 @@ def webhook_inbox(
         server.server_close()
 
 
+@dataclass(frozen=True)
+class Morning:
+    """The parcels the day starts with: ``homes`` home deliveries around each depot and
+    ``per_locker`` parcels for each locker, all left at the depot for the planner."""
+
+    depots: Mapping[str, tuple[float, float]]
+    homes: Mapping[str, int]  # depot -> how many home parcels
+    lockers: tuple[str, ...]
+    ready: asyncio.Event
+    planned: asyncio.Event  # set by the dispatcher: the desk's other parcels may flow now
+    per_locker: int = 2
+
+
+def morning_parcels(client: _Api, morning: Morning, rng: random.Random) -> int:
+    """Create the morning's parcels and move them to the depot (not out: the plan does that).
+    Home parcels lie on the streets within ~350 m of their depot, each promised a window that
+    closes 20 to 60 minutes from now."""
+    now = datetime.now(UTC)
+    made = 0
+
+    def at_depot(body: dict[str, Any]) -> None:
+        nonlocal made
+        end = now + timedelta(minutes=rng.uniform(20, 60))
+        window = {
+            "window_start": (now - timedelta(hours=1)).isoformat(),
+            "window_end": end.isoformat(),
+        }
+        parcel = client.call("POST", "/parcels", {**body, **window})
+        client.call("POST", f"/parcels/{parcel['id']}/transitions", {"to": "at_depot"})
+        made += 1
+
+    for depot, (lat, lon) in morning.depots.items():
+        for k in range(morning.homes.get(depot, 0)):
+            at_depot(
+                {
+                    "address": f"{depot.title()} street {k + 1}",
+                    "lat": round(lat + rng.uniform(-0.003, 0.003), 6),
+                    "lon": round(lon + rng.uniform(-0.005, 0.005), 6),
+                    "size": rng.choice(("S", "M", "L")),
+                }
+            )
+    for locker_id in morning.lockers:
+        for _ in range(morning.per_locker):
+            at_depot({"locker_id": locker_id, "size": rng.choice(("S", "M"))})
+    return made
+
+
 async def run_desk(
     *,
     api: str,
@@ -92,14 +144,20 @@ async def run_desk(
     expire_share: float = 0.2,
     vans: tuple[str, ...] = (),
     home_share: float = 0.3,
+    morning: Morning | None = None,
 ) -> None:
-    """Run the desk until cancelled (its tasks in one task group)."""
+    """Run the desk until cancelled (its tasks in one task group). ``morning``: first leave the
+    day's parcels at the depots for the dispatcher to plan, then set its ``ready`` event."""
     client = _Api(base=api, key=api_key)
     secret = "whsec_" + secrets.token_urlsafe(24)
     with webhook_inbox(asyncio.get_running_loop(), secret) as (url, inbox):
         await asyncio.to_thread(
             client.call, "POST", "/webhooks", {"url": url, "events": ["parcel.*"], "secret": secret}
         )
+        if morning is not None:
+            made = await asyncio.to_thread(morning_parcels, client, morning, rng)
+            log.info("demo desk: %d parcels wait at the depots to be planned", made)
+            morning.ready.set()
 
         def promised(destination: dict[str, Any]) -> dict[str, Any]:
             """A window that closes between a minute ago and five minutes from now."""
@@ -147,6 +205,8 @@ async def run_desk(
             keypads[locker_id].press(code["code"] + "#")
 
         async def deliveries() -> None:
+            if morning is not None:  # the morning's parcels are planned before others go out
+                await morning.planned.wait()
             while True:
                 locker_id = rng.choice(sorted(keypads))
                 try:

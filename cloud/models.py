@@ -459,3 +459,48 @@ class PlanDispatch(Base):
     vehicle_id: Mapped[str] = mapped_column(DeviceIdCol)
     stops: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     sent_at: Mapped[datetime]
+
+
+class DepotSite(Base):
+    """Where a depot stands and when it is open (``cloud.services.sites``): the planner's start
+    and end of every route from it. Times are seconds from midnight UTC (up to 48 h, for a depot
+    open past midnight)."""
+
+    __tablename__ = "depot_sites"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lat: Mapped[float] = mapped_column(Double)
+    lon: Mapped[float] = mapped_column(Double)
+    opens_s: Mapped[int] = mapped_column(Integer)
+    closes_s: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class DepotVan(Base):
+    """A van based at a depot, with what the planner needs of it: capacity, shift, type."""
+
+    __tablename__ = "depot_vans"
+    __table_args__ = (Index("ix_depot_vans_depot", "depot_id"),)
+
+    vehicle_id: Mapped[str] = mapped_column(DeviceIdCol, primary_key=True)
+    depot_id: Mapped[str] = mapped_column(String(64), ForeignKey("depot_sites.id"))
+    type: Mapped[str] = mapped_column(String(40))
+    capacity_parcels: Mapped[int] = mapped_column(Integer)
+    capacity_volume_l: Mapped[int] = mapped_column(Integer, default=0)
+    capacity_weight_kg: Mapped[int] = mapped_column(Integer, default=0)
+    shift_start_s: Mapped[int] = mapped_column(Integer)
+    shift_end_s: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class LockerSite(Base):
+    """Where a locker stands and the depot whose vans fill it (lockers report no position)."""
+
+    __tablename__ = "locker_sites"
+    __table_args__ = (Index("ix_locker_sites_depot", "depot_id"),)
+
+    locker_id: Mapped[str] = mapped_column(DeviceIdCol, primary_key=True)
+    depot_id: Mapped[str] = mapped_column(String(64), ForeignKey("depot_sites.id"))
+    lat: Mapped[float] = mapped_column(Double)
+    lon: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[datetime]

@@ -116,3 +116,92 @@ def test_the_demo_shows_moving_vans_and_lockers_and_stops_cleanly(tmp_path: Path
     assert code == 0, text
     assert "Traceback" not in text
     assert _processes_mentioning(str(state)) == [], "an orphan process survived the demo"
+
+
+def _wait(what: str, deadline: float, out: Path, check: Any) -> Any:
+    """Poll ``check()`` until it returns something truthy, failing with the demo's log."""
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what} not seen in time:\n{out.read_text()[-6000:]}"
+        time.sleep(2)
+
+
+@pytest.mark.slow
+def test_the_demo_plans_the_hubs_parcels_and_replans_when_a_van_falls_behind(
+    tmp_path: Path,
+) -> None:
+    """The whole planning loop, seen through the API: each depot's day planned from the desk's
+    parcels, dispatched and acknowledged, a stop reached by geofence (its parcel delivered), and
+    the held-up van making the dispatcher re-plan -- all within the first few minutes."""
+    port = free_port()
+    state = tmp_path / "demo-state"
+    log = tmp_path / "out.txt"
+    out = log.open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "demo", "--port", str(port), "--state-dir", str(state)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 540  # the re-plan comes after ~4 min; a loaded box is slower
+    try:
+
+        def key() -> str | None:
+            m = re.search(r"API key \(ops\)\s+(\S+)", log.read_text())
+            assert proc.poll() is None, log.read_text()
+            return m.group(1) if m else None
+
+        k = _wait("the API key", deadline, log, key)
+        api = f"http://127.0.0.1:{port}/api/v1"
+
+        def plans() -> list[dict[str, Any]]:
+            try:
+                return [_get(f"{api}/plans/{p['id']}", k) for p in _get(f"{api}/plans", k)["data"]]  # type: ignore[attr-defined]
+            except OSError:
+                return []
+
+        def first_plans() -> list[dict[str, Any]] | None:
+            sent = [p for p in plans() if p["dispatched_at"] and p["parent_id"] is None]
+            routes = [r for p in sent for r in p["routes"]]
+            if {p["depot"] for p in sent} == {"north", "south"} and all(
+                r["state"] == "acknowledged" for r in routes
+            ):
+                return sent
+            return None
+
+        sent = _wait("both depots' plans dispatched and acknowledged", deadline, log, first_plans)
+        for p in sent:
+            assert p["parcels"], p  # planned from the hub's parcels, not an invented problem
+            stops = {s["stop_id"] for r in p["routes"] for s in r["stops"]}
+            assert stops <= set(p["parcels"]), p
+        depots: list[dict[str, Any]] = _get(f"{api}/depots", k)["data"]  # type: ignore[assignment]
+        assert {d["id"] for d in depots} == {"north", "south"}
+
+        def reached() -> list[str]:
+            return [s for p in plans() for r in p["routes"] for s in r["completed"]]
+
+        done = _wait("a stop reached by geofence", deadline, log, reached)
+        home = next((s for s in done if s.startswith("parcel-")), None)
+        if home is not None:  # the driver's scan at the door follows the arrival
+
+            def delivered() -> bool:
+                parcel = _get(f"{api}/parcels/{home.removeprefix('parcel-')}", k)
+                return parcel["status"] == "delivered"
+
+            _wait(f"{home} delivered", deadline, log, delivered)
+
+        def replanned() -> list[dict[str, Any]]:
+            return [p for p in plans() if p["parent_id"] and p["dispatched_at"]]
+
+        again = _wait("a re-plan dispatched", deadline, log, replanned)
+        assert again[0]["status"] == "done"
+        text = log.read_text()
+        assert "has stood still" in text and "re-planning" in text, text[-4000:]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    text = log.read_text()
+    assert code == 0, text[-4000:]
+    assert "Traceback" not in text

@@ -64,6 +64,11 @@ class RouteStatePublic(BaseModel):
     completed: list[str]
 
 
+class DroppedParcelPublic(BaseModel):
+    parcel_id: uuid.UUID
+    reason: str
+
+
 class PlanJobPublic(BaseModel):
     id: uuid.UUID
     status: Literal["queued", "running", "done", "failed"]
@@ -80,8 +85,28 @@ class PlanJobPublic(BaseModel):
     routes: list[RouteStatePublic] = []
     etas: list[StopEtaPublic] = []
     late: list[StopEtaPublic] = Field(default=[], description="stops predicted late, most first")
+    depot: str | None = Field(default=None, description="planned from the hub: the depot")
+    parcels: dict[str, list[uuid.UUID]] = Field(
+        default={}, description="planned from the hub: stop id -> the parcels it delivers"
+    )
+    dropped_parcels: list[DroppedParcelPublic] = Field(
+        default=[], description="planned from the hub: parcels left out, with the reason"
+    )
 
 
 class PlanJobsPublic(BaseModel):
     data: list[PlanJobPublic]
     count: int
+
+
+class HubPlanCreate(_Strict):
+    """Plan a depot's day from the parcels the hub holds (``POST /plans/from-hub``)."""
+
+    depot: str = Field(min_length=1, max_length=64, description="a depot with a site")
+    exclude_vans: list[str] = Field(
+        default=[], max_length=100, description="vans of the depot not to plan (broken down)"
+    )
+    day: dt.date | None = Field(default=None, description="today when left out")
+    time_limit_s: float = Field(default=5.0, gt=0, le=MAX_TIME_LIMIT_S)
+    seed: int = Field(default=0, ge=0)
+    engine: Literal["auto", "ortools", "pyvrp", "hybrid"] = "auto"

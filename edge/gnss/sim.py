@@ -54,6 +54,13 @@ class SimGnssSettings(BaseModel):
         description="Simulated seconds per real second (tests run fast).",
     )
     noise_m: float = Field(default=1.5, ge=0)
+    route_dwell_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=86_400,
+        description="Seconds the van stands at each stop of a dispatched route; None: 40-90 s at "
+        "random. The demo holds one van up for minutes, so it really falls behind its plan.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +172,10 @@ class VanMotion:
             self._cruise = self._rng.uniform(8.3, 13.9)
         self._target = next(self._route)
 
-    def follow(self, targets: list[tuple[float, float]]) -> None:
-        """Drive to ``targets`` (metres east, north of the depot) from here, then roam again."""
-        self._route = _follow_then_roam(targets, (self.x, self.y), self._rng)
+    def follow(self, targets: list[tuple[float, float]], *, dwell_s: float | None = None) -> None:
+        """Drive to ``targets`` (metres east, north of the depot) from here, then roam again;
+        stand ``dwell_s`` at each (None: 40-90 s)."""
+        self._route = _follow_then_roam(targets, (self.x, self.y), self._rng, dwell_s=dwell_s)
         self._target = next(self._route)
 
 
@@ -220,7 +228,8 @@ class SimulatedGnss:
             [
                 ((lon - s.origin_lon) * k, (lat - s.origin_lat) * EARTH_M_PER_DEG)
                 for lat, lon in stops
-            ]
+            ],
+            dwell_s=s.route_dwell_s,
         )
 
     async def fixes(self) -> AsyncIterator[Position]:
@@ -252,7 +261,12 @@ def _to_stops(
 
 
 def _follow_then_roam(
-    targets: list[tuple[float, float]], start: tuple[float, float], rng: random.Random
+    targets: list[tuple[float, float]],
+    start: tuple[float, float],
+    rng: random.Random,
+    *,
+    dwell_s: float | None = None,
 ) -> Iterator[_Waypoint]:
-    yield from _to_stops(targets, start, dwell_s=rng.uniform(40, 90))
+    dwell = rng.uniform(40, 90)  # drawn even when overridden: the rest of the day stays the same
+    yield from _to_stops(targets, start, dwell_s=dwell if dwell_s is None else dwell_s)
     yield from _streets(rng)

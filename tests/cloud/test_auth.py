@@ -81,6 +81,13 @@ MATRIX: dict[tuple[str, str], set[Role] | frozenset[str]] = {
     ("GET", f"/api/v1/plans/{PLAN}"): {Role.VIEWER, Role.OPS},
     ("POST", f"/api/v1/plans/{PLAN}/dispatch"): {Role.OPS},
     ("POST", f"/api/v1/plans/{PLAN}/replan"): {Role.OPS},
+    ("PUT", "/api/v1/depots/north"): {Role.OPS},
+    ("GET", "/api/v1/depots"): {Role.VIEWER, Role.OPS},
+    ("GET", "/api/v1/depots/north"): {Role.VIEWER, Role.OPS},
+    ("PUT", "/api/v1/depots/north/vans/van-1"): {Role.OPS},
+    ("PUT", "/api/v1/depots/north/lockers/locker-1"): {Role.OPS},
+    ("POST", "/api/v1/plans/from-hub"): {Role.OPS},
+    ("DELETE", "/api/v1/depots/north/vans/van-1"): {Role.OPS},
 }
 BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/v1/parcels"): {"locker_id": "locker-1"},
@@ -92,8 +99,16 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/v1/webhooks"): {"url": "http://127.0.0.1:9/hook"},
     ("POST", "/api/v1/plans"): plan_rigs.request(time_limit_s=0.2),
     ("POST", f"/api/v1/plans/{PLAN}/replan"): {"time_limit_s": 0.2},
+    ("PUT", "/api/v1/depots/north"): {"lat": 52.37, "lon": 4.89, "closes_s": 172_800},
+    ("PUT", "/api/v1/depots/north/vans/van-1"): {
+        "capacity_parcels": 20,
+        "shift_start_s": 0,
+        "shift_end_s": 172_800,
+    },
+    ("PUT", "/api/v1/depots/north/lockers/locker-1"): {"lat": 52.372, "lon": 4.9},
+    ("POST", "/api/v1/plans/from-hub"): {"depot": "north", "time_limit_s": 0.2},
 }
-SUCCESS: dict[str, int] = {"GET": 200, "POST": 201, "DELETE": 200}
+SUCCESS: dict[str, int] = {"GET": 200, "POST": 201, "DELETE": 200, "PUT": 200}
 ACCEPTED = {
     ("POST", "/api/v1/vehicles/van-1/commands"): 202,
     ("POST", "/api/v1/lockers/locker-1/compartments/2/open"): 202,
@@ -104,6 +119,8 @@ ACCEPTED = {
     ("POST", "/api/v1/plans"): 202,
     ("POST", f"/api/v1/plans/{PLAN}/dispatch"): 202,
     ("POST", f"/api/v1/plans/{PLAN}/replan"): 202,
+    ("POST", "/api/v1/plans/from-hub"): 202,
+    ("DELETE", "/api/v1/depots/north/vans/van-1"): 204,
 }
 
 
@@ -291,6 +308,7 @@ def test_the_openapi_document_lists_every_route_with_its_security(api: httpx.Asy
         "van-1": "{vehicle_id}",
         "locker-1": "{locker_id}",
         "/compartments/2/": "/compartments/{n}/",
+        "/depots/north": "/depots/{depot_id}",
     }
 
     def templated(path: str) -> str:

@@ -8,14 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
-from cloud.api.deps import (
-    FleetReader,
-    OutboxNotifierDep,
-    SessionDep,
-    SettingsDep,
-    VehicleCommander,
-)
+from cloud.api.deps import FleetReader, OutboxNotifierDep, SessionDep, SettingsDep, VehicleCommander
 from cloud.api.plan_schemas import (
+    DroppedParcelPublic,
+    HubPlanCreate,
     PlanCreate,
     PlanJobPublic,
     PlanJobsPublic,
@@ -26,6 +22,7 @@ from cloud.api.plan_schemas import (
 from cloud.api.problems import problem_responses
 from cloud.models import PlanJob
 from cloud.planning.errors import ProblemError
+from cloud.services import day_plans
 from cloud.services import plan_jobs as service
 
 router = APIRouter(prefix="/plans", tags=["plans"], responses=problem_responses(401, 403, 404, 422))
@@ -86,7 +83,23 @@ def _public(session: SessionDep, row: PlanJob, *, detail: bool = True) -> PlanJo
         routes=routes,
         etas=etas,
         late=sorted((e for e in etas if e.late_by_s > 0), key=lambda e: -e.late_by_s),
+        **_from_hub(row),
     )
+
+
+def _from_hub(row: PlanJob) -> dict[str, object]:
+    """The parcels' side of a plan made from the hub's parcels (``POST /plans/from-hub``)."""
+    hub = row.options.get("hub")
+    if hub is None:
+        return {}
+    return {
+        "depot": hub["depot"],
+        "parcels": {k: [uuid.UUID(p) for p in v] for k, v in hub["parcels_of_stop"].items()},
+        "dropped_parcels": [
+            DroppedParcelPublic(parcel_id=uuid.UUID(d["parcel_id"]), reason=d["reason"])
+            for d in day_plans.dropped_parcels(row.result, hub)
+        ],
+    }
 
 
 @router.post("", response_model=PlanJobPublic, status_code=status.HTTP_202_ACCEPTED)
@@ -104,6 +117,47 @@ def create_plan(
                 "seed": body.seed,
                 "engine": body.engine,
                 "day": day.isoformat(),
+            },
+            created_by=caller.role,
+        )
+    except ProblemError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"problem: {err}") from err
+    runner.submit(row.id)
+    return _public(session, row)
+
+
+@router.post("/from-hub", response_model=PlanJobPublic, status_code=status.HTTP_202_ACCEPTED)
+def create_plan_from_hub(
+    body: HubPlanCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    runner: RunnerDep,
+    caller: VehicleCommander,
+) -> PlanJobPublic:
+    """Queue a plan of one depot's day from the parcels the hub holds: home parcels at the depot
+    or out on its vans as delivery stops, locker parcels as one stop per locker within its free
+    compartments, the depot's vans on shift. Parcels that cannot be planned are listed in
+    ``dropped_parcels`` with the reason. Dispatching it puts each parcel on its van."""
+    now = service.utcnow()
+    day = body.day or now.date()
+    try:
+        built = day_plans.build_day_problem(
+            session,
+            depot_id=body.depot,
+            day=day,
+            fleet=settings.fleet,
+            now=now,
+            exclude_vans=frozenset(body.exclude_vans),
+        )
+        row = service.create_job(
+            session,
+            spec=built.spec,
+            options={
+                "time_limit_s": body.time_limit_s,
+                "seed": body.seed,
+                "engine": body.engine,
+                "day": day.isoformat(),
+                "hub": built.options(depot=body.depot),
             },
             created_by=caller.role,
         )
@@ -143,7 +197,14 @@ def dispatch_plan(
     settings: SettingsDep,
 ) -> PlanJobPublic:
     """Send each van its route, signed with its key (retained, QoS 1). 202: routes are ``sent``
-    until acknowledged (or ``refused``, with the van's reason)."""
+    until acknowledged (or ``refused``, with the van's reason). A plan from the hub's parcels
+    also puts each parcel on its van, out for delivery, in the same transaction."""
+    row = service.get_job(session, plan_id)
+    hub = row.options.get("hub")
+    if hub is not None and row.result is not None and row.dispatched_at is None:
+        day_plans.assign_dispatched_parcels(
+            session, plan_id=row.id, result=row.result, hub=hub, at=service.utcnow()
+        )
     service.dispatch(
         session,
         job_id=plan_id,
