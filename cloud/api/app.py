@@ -33,6 +33,7 @@ from cloud.api.tokens import token_authority
 from cloud.dashboard.live import LiveHub
 from cloud.dashboard.pages import MapConfig, mount_dashboard
 from cloud.services.plan_jobs import PlanRunner
+from cloud.services.webhook_targets import Resolver, SystemResolver
 from cloud.settings import HubSettings
 
 API_PREFIX = "/api/v1"
@@ -55,11 +56,13 @@ def create_app(
     session_factory: sessionmaker[Session],
     dispatcher_wakeup: asyncio.Event | None = None,
     live: LiveHub | None = None,
+    resolver: Resolver | None = None,
 ) -> FastAPI:
     """The API over ``session_factory``; ``dispatcher_wakeup`` is set after each outbox write.
 
     Nothing is built at import time, so tests make as many apps as they like, each on its own
-    database. ``live`` feeds ``/api/v1/stream``; without it the stream answers 503.
+    database. ``live`` feeds ``/api/v1/stream``; without it the stream answers 503. ``resolver``
+    resolves webhook hosts for the SSRF guard (the system's by default).
     """
     app = FastAPI(
         title="Lastmile hub",
@@ -75,6 +78,7 @@ def create_app(
         dispatcher_wakeup=dispatcher_wakeup,
         tokens=token_authority(settings),
         live=live,
+        resolver=resolver or SystemResolver(),
     )
     app.state.plan_runner = PlanRunner(session_factory=session_factory)
     install_problem_handlers(app)

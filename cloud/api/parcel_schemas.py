@@ -268,6 +268,12 @@ class WebhookCreatedPublic(WebhookPublic):
     secret: str = Field(description="signs deliveries; returned only in this response")
 
 
+class WebhookSecretRotate(_In):
+    secret: Secret | None = Field(
+        default=None, min_length=16, max_length=200, description="omit to have one generated"
+    )
+
+
 class AttemptPublic(_Out):
     at: AwareDatetime
     status_code: int | None

@@ -68,6 +68,7 @@ MATRIX: dict[tuple[str, str], set[Role] | frozenset[str]] = {
     ("GET", f"/api/v1/webhooks/{HOOK}"): {Role.OPS},
     ("GET", f"/api/v1/webhooks/{HOOK}/deliveries"): {Role.OPS},
     ("DELETE", f"/api/v1/webhooks/{HOOK}"): {Role.OPS},
+    ("POST", f"/api/v1/webhooks/{HOOK}/secret"): {Role.OPS},
     ("GET", f"/track/{TOKEN}"): EVERYONE,
     ("GET", f"/track/{TOKEN}/json"): EVERYONE,
     ("GET", "/api/v1/me"): ALL,
@@ -104,6 +105,7 @@ ACCEPTED = {
     ("POST", "/api/v1/plans"): 202,
     ("POST", f"/api/v1/plans/{PLAN}/dispatch"): 202,
     ("POST", f"/api/v1/plans/{PLAN}/replan"): 202,
+    ("POST", f"/api/v1/webhooks/{HOOK}/secret"): 200,
 }
 
 
