@@ -27,6 +27,7 @@ from cloud.api.routes import (
 from cloud.api.routes.auth_tokens import router as auth_router
 from cloud.api.routes.devices import router as devices_router
 from cloud.api.routes.kpis import router as kpis_router
+from cloud.api.routes.revocations import router as revocations_router
 from cloud.api.routes.trips import router as trips_router
 from cloud.api.schemas import Health
 from cloud.api.tokens import token_authority
@@ -99,6 +100,7 @@ def create_app(
     api.include_router(kpis_router)
     api.include_router(devices_router)
     api.include_router(plans.router)
+    api.include_router(revocations_router)
     app.include_router(api)
     app.include_router(tracking.router)  # outside /api/v1: the token is the credential
     mount_dashboard(
