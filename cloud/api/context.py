@@ -24,6 +24,9 @@ class HubContext:
     tokens: TokenAuthority | None = None  # None: no users, API keys only
     live: LiveHub | None = None
     resolver: Resolver = field(default_factory=SystemResolver)  # webhook hosts (SSRF guard)
+    # (kind, ident) of credentials this process revoked: open streams check it on every event
+    # without I/O; revocations by other processes reach them at the periodic re-check.
+    revoked_here: set[tuple[str, str]] = field(default_factory=set)
 
 
 def get_context(request: Request) -> HubContext:

@@ -2,10 +2,10 @@
 authenticated it, so a key or token revoked or expired meanwhile must end it, not feed it for
 hours.
 
-Two checks, by cost. Expiry is known from the token itself, so it is checked before every event
-sent (and the wait for the next event never outlasts it). Revocation needs the database (another
-hub process may have revoked it), so it is re-checked every ``recheck_s``
-(``stream_recheck_s`` in the settings), on a worker thread.
+Two checks, by cost. Before every event sent, without I/O: expiry, known from the token itself
+(and the wait for the next event never outlasts it), and the revocations this process made
+(``revoked_here``). Every ``recheck_s`` (``stream_recheck_s`` in the settings), on a worker
+thread: the database, which holds the revocations of every hub process.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class StreamGuard:
     credential: Credential | None
     session_factory: sessionmaker[Session]
     recheck_s: float
+    revoked_here: set[tuple[str, str]] = field(default_factory=set)
     clock: Callable[[], datetime] = utcnow
     _next_check: float = field(default=0.0, init=False)
 
@@ -41,9 +42,13 @@ class StreamGuard:
         self._next_check = asyncio.get_running_loop().time() + self.recheck_s
 
     def expired(self) -> str | None:
-        """Cheap: no I/O. The reason if the credential has expired."""
+        """Cheap: no I/O. The reason if the credential has expired, or this process revoked it."""
         c = self.credential
-        if c is None or c.expires_at is None or self.clock() < c.expires_at:
+        if c is None:
+            return None
+        if (c.kind, c.ident) in self.revoked_here:
+            return f"the {c.label} was revoked"
+        if c.expires_at is None or self.clock() < c.expires_at:
             return None
         return f"the {c.label} expired at {c.expires_at.isoformat()}; sign in again"
 

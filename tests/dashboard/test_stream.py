@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cloud.api.revocation import Credential
+from cloud.api.auth_keys import key_digest
+from cloud.api.revocation import Credential, revoke
 from cloud.api.routes.stream import event_stream as stream_events
 from cloud.api.stream_guard import StreamGuard
 from cloud.dashboard.live import LiveHub
@@ -139,9 +140,11 @@ async def test_a_key_and_a_token_revoked_through_the_api_close_their_open_stream
         async with (
             client.stream("GET", "/api/v1/stream", headers=token) as by_token,
             client.stream("GET", "/api/v1/stream", headers=auth(Role.VIEWER)) as by_key,
+            client.stream("GET", "/api/v1/stream", headers=auth(Role.OPS)) as by_other,
         ):
-            readers = [asyncio.create_task(_until_closed(r)) for r in (by_token, by_key)]
-            await asyncio.sleep(1.0)  # both streams are open and past a re-check
+            streams = (by_token, by_key, by_other)
+            readers = [asyncio.create_task(_until_closed(r)) for r in streams]
+            await asyncio.sleep(1.0)  # the streams are open and past a re-check
             assert not any(r.done() for r in readers)
             # ops revokes the viewer's token; the viewer revokes its own key (signing out)
             by_ops = await client.post(
@@ -152,19 +155,32 @@ async def test_a_key_and_a_token_revoked_through_the_api_close_their_open_stream
             by_self = await client.post(
                 "/api/v1/auth/revoke", json={"token": KEYS[Role.VIEWER]}, headers=auth(Role.VIEWER)
             )
-            token_events, key_events = await asyncio.wait_for(asyncio.gather(*readers), 20)
+            # Another hub process revokes the ops key: only the database tells this one.
+            engine = make_engine(settings.database_url)
+            try:
+                with make_session_factory(engine)() as session:
+                    ops_key = Credential(kind="key", ident=key_digest(KEYS[Role.OPS]))
+                    revoke(session, ops_key, by="another hub", now=datetime.now(UTC))
+            finally:
+                engine.dispose()
+            token_events, key_events, other_events = await asyncio.wait_for(
+                asyncio.gather(*readers), 20
+            )
         after = [
             await client.get("/api/v1/vehicles", headers=token),
             await client.get("/api/v1/stream", headers=auth(Role.VIEWER)),
-            await client.get("/api/v1/me", headers=auth(Role.OPS)),  # other keys still work
+            await client.get("/api/v1/me", headers=auth(Role.INTEGRATION)),  # others still work
         ]
     assert by_ops.json() == {"revoked": True, "kind": "token", "detail": "bearer token revoked"}
     assert by_self.json() == {"revoked": True, "kind": "key", "detail": "API key revoked"}
     assert token_events[0] == ("hello", {})
     kind, body = token_events[-1]
     assert kind == "closed" and isinstance(body, dict)
-    assert body["reason"].startswith("the bearer token was revoked at "), body
+    assert body["reason"].startswith("the bearer token was revoked"), body
     kind, body = key_events[-1]
+    assert kind == "closed" and isinstance(body, dict)
+    assert body["reason"].startswith("the API key was revoked"), body
+    kind, body = other_events[-1]  # found at the periodic re-check of the database
     assert kind == "closed" and isinstance(body, dict)
     assert body["reason"].startswith("the API key was revoked at "), body
     assert [r.status_code for r in after] == [401, 401, 200]

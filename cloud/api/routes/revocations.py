@@ -79,6 +79,7 @@ def revoke(
         )
     who = caller.user or f"{caller.role} key"
     newly = revocation.revoke(session, target, by=who, now=datetime.now(UTC))
+    context.revoked_here.add((target.kind, target.ident))
     return RevokePublic(
         revoked=True,
         kind=target.kind,

@@ -76,6 +76,7 @@ async def stream(context: ContextDep, caller: FleetReader) -> StreamingResponse:
         credential=caller.credential,
         session_factory=context.session_factory,
         recheck_s=context.settings.stream_recheck_s,
+        revoked_here=context.revoked_here,
     )
     return StreamingResponse(
         event_stream(context.live, guard),
