@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -16,6 +16,9 @@ from sqlalchemy import DateTime, Dialect, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from cloud.services.webhook_secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ def alembic_config() -> Config:
     return config
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, *, webhook_secret_box: SecretBox | None = None) -> None:
     """Bring the database at ``url`` to the newest schema (``alembic upgrade head``).
 
     Blocking; the hub and each ingest worker call it once at start, before anything else touches
@@ -104,6 +107,8 @@ def migrate(url: str) -> None:
                 )
             config = alembic_config()
             config.attributes["connection"] = connection
+            # Migration 0009 seals plaintext webhook secrets with it (the key is never stored).
+            config.attributes["webhook_secret_box"] = webhook_secret_box
             command.upgrade(config, "head")
     finally:
         engine.dispose()

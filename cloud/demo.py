@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import math
 import random
@@ -166,6 +167,8 @@ async def run_demo(options: DemoOptions) -> None:
             jwt_secret=secrets.token_urlsafe(48),
             map_locker_sites=locker_sites(options.lockers),
             fleet=fleet,
+            # The demo desk receives its webhooks on loopback: let that one network in.
+            webhook_allow_networks=[ipaddress.ip_network("127.0.0.0/8")],
         )
         vans = [
             VehicleSettings(

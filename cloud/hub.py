@@ -27,6 +27,7 @@ from cloud.ingest import IngestWorker
 from cloud.retention import IngestedMessagePruner, PositionPruner
 from cloud.services.policy import code_secrets, flow_policy
 from cloud.services.route_alerts import LateStopWatcher
+from cloud.services.webhook_setup import secret_box, target_policy
 from cloud.settings import HubSettings
 from cloud.webhooks import WebhookSender
 
@@ -104,6 +105,8 @@ def make_webhook_sender(
     return WebhookSender(
         session_factory=session_factory,
         secrets=code_secrets(settings),
+        secret_box=secret_box(settings),
+        targets=target_policy(settings),
         max_attempts=settings.webhook_max_attempts,
         backoff_base_s=settings.webhook_backoff_s,
         backoff_max_s=settings.webhook_backoff_max_s,
@@ -118,7 +121,7 @@ async def run_ingest(settings: HubSettings, *, client_id: str | None = None) -> 
     split the load; the broker keeps each one's session, so a worker killed mid-batch gets its
     unacknowledged messages back when it reconnects under the same id. Migrates first.
     """
-    await asyncio.to_thread(migrate, settings.database_url)
+    await asyncio.to_thread(migrate, settings.database_url, webhook_secret_box=secret_box(settings))
     engine = make_engine(settings.database_url)
     try:
         worker = make_ingest_worker(
@@ -139,7 +142,7 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
     ``started`` is set once the API accepts connections. Raises :class:`HubError` if the API
     cannot start; migrations errors propagate as raised by Alembic/SQLAlchemy.
     """
-    await asyncio.to_thread(migrate, settings.database_url)
+    await asyncio.to_thread(migrate, settings.database_url, webhook_secret_box=secret_box(settings))
     engine = make_engine(settings.database_url)
     try:
         session_factory = make_session_factory(engine)

@@ -355,13 +355,14 @@ class LockerCommand(Base):
 
 
 class WebhookSubscription(Base):
-    """Where parcel events go. ``secret`` signs the deliveries, so the hub must keep it."""
+    """Where parcel events go. The secret signs the deliveries, so the hub must keep it: sealed
+    (AES-GCM, :mod:`cloud.services.webhook_secrets`) under a key that is not in the database."""
 
     __tablename__ = "webhook_subscriptions"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
-    secret: Mapped[str] = mapped_column(String(200))
+    secret_sealed: Mapped[str] = mapped_column(String(400))
     events: Mapped[list[str]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
@@ -504,3 +505,17 @@ class LockerSite(Base):
     lat: Mapped[float] = mapped_column(Double)
     lon: Mapped[float] = mapped_column(Double)
     updated_at: Mapped[datetime]
+
+
+class RevokedCredential(Base):
+    """An API key (``kind='key'``, its SHA-256 digest) or a bearer token (``kind='token'``, its
+    ``jti``) refused from now on, even though the settings hold the key or the token has not
+    expired; open streams re-check this table (:mod:`cloud.api.revocation`)."""
+
+    __tablename__ = "revoked_credentials"
+
+    kind: Mapped[str] = mapped_column(String(5), primary_key=True)
+    ident: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_by: Mapped[str] = mapped_column(String(100), default="")

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from cloud.db import make_engine, make_session_factory, migrate
 from cloud.provision import ProvisionError, provision, revoke, rotate
 from cloud.registry import record_provisioned, record_revoked, record_rotated
+from cloud.services.webhook_setup import secret_box
 from cloud.settings import HubSettings
 from edge.errors import ConfigError
 from edge.settings import load_settings
@@ -46,10 +47,12 @@ class _Registry:
         """Raises ConfigError (a bad hub config), SQLAlchemyError (database unreachable)."""
         url: str | None = getattr(args, "database_url", None)
         hub_config = getattr(args, "hub_config", None)
+        box = None
         if url is None and hub_config is not None:
-            url = load_settings(HubSettings, hub_config).database_url
+            settings = load_settings(HubSettings, hub_config)
+            url, box = settings.database_url, secret_box(settings)  # migration 0009 needs it
         if url is not None:
-            migrate(url)
+            migrate(url, webhook_secret_box=box)
         return cls(url)
 
     def record(self, action: Recorder, *, kind: DeviceKind, device_id: str) -> str | None:

@@ -7,6 +7,7 @@ import time: tests and the composition root build their own instance.
 from __future__ import annotations
 
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -164,6 +165,24 @@ class HubSettings(BaseSettings):
     webhook_backoff_s: float = Field(default=2.0, gt=0, le=3600)
     webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=86_400)
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    webhook_allow_networks: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description="CIDRs webhooks may be delivered into although they are loopback, private or "
+        "otherwise not public (e.g. ['127.0.0.0/8', '::1/128'] for a receiver on this machine). "
+        "Empty by default: the hub refuses to call into private networks (SSRF guard).",
+    )
+    webhook_secret_key: SecretStr | None = Field(
+        default=None,
+        description="Seals webhook secrets at rest (AES-256-GCM via HKDF). Unset: a key derived "
+        "from code_master_secret. Changing it leaves every stored webhook secret unopenable.",
+    )
+    stream_recheck_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="How often an open /stream re-checks that its key or token is not revoked; "
+        "expiry is checked before every event",
+    )
     map_tile_url: str | None = Field(
         default=None,
         pattern=r"^(https?://|/)\S*\{z\}\S*\{x\}\S*\{y\}",
@@ -187,6 +206,14 @@ class HubSettings(BaseSettings):
         """A placeholder secret would make every locker code guessable offline from a grant."""
         problem = secret_problem(value.get_secret_value())
         if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("webhook_secret_key")
+    @classmethod
+    def _refuse_weak_webhook_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """A guessable key would open every stored webhook secret from a database dump."""
+        if value is not None and (problem := secret_problem(value.get_secret_value())):
             raise ValueError(problem)
         return value
 

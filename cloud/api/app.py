@@ -27,6 +27,7 @@ from cloud.api.routes import (
 from cloud.api.routes.auth_tokens import router as auth_router
 from cloud.api.routes.devices import router as devices_router
 from cloud.api.routes.kpis import router as kpis_router
+from cloud.api.routes.revocations import router as revocations_router
 from cloud.api.routes.sites import router as sites_router
 from cloud.api.routes.trips import router as trips_router
 from cloud.api.schemas import Health
@@ -34,6 +35,7 @@ from cloud.api.tokens import token_authority
 from cloud.dashboard.live import LiveHub
 from cloud.dashboard.pages import MapConfig, mount_dashboard
 from cloud.services.plan_jobs import PlanRunner
+from cloud.services.webhook_targets import Resolver, SystemResolver
 from cloud.settings import HubSettings
 
 API_PREFIX = "/api/v1"
@@ -56,11 +58,13 @@ def create_app(
     session_factory: sessionmaker[Session],
     dispatcher_wakeup: asyncio.Event | None = None,
     live: LiveHub | None = None,
+    resolver: Resolver | None = None,
 ) -> FastAPI:
     """The API over ``session_factory``; ``dispatcher_wakeup`` is set after each outbox write.
 
     Nothing is built at import time, so tests make as many apps as they like, each on its own
-    database. ``live`` feeds ``/api/v1/stream``; without it the stream answers 503.
+    database. ``live`` feeds ``/api/v1/stream``; without it the stream answers 503. ``resolver``
+    resolves webhook hosts for the SSRF guard (the system's by default).
     """
     app = FastAPI(
         title="Lastmile hub",
@@ -76,6 +80,7 @@ def create_app(
         dispatcher_wakeup=dispatcher_wakeup,
         tokens=token_authority(settings),
         live=live,
+        resolver=resolver or SystemResolver(),
     )
     app.state.plan_runner = PlanRunner(session_factory=session_factory)
     install_problem_handlers(app)
@@ -97,6 +102,7 @@ def create_app(
     api.include_router(devices_router)
     api.include_router(plans.router)
     api.include_router(sites_router)
+    api.include_router(revocations_router)
     app.include_router(api)
     app.include_router(tracking.router)  # outside /api/v1: the token is the credential
     mount_dashboard(

@@ -24,6 +24,7 @@ A missing or unknown key is 401 (with ``WWW-Authenticate``); a known key without
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,7 +38,10 @@ from fastapi.security import (
     OAuth2PasswordBearer,
 )
 
+from cloud.api import revocation
+from cloud.api.auth_keys import key_digest
 from cloud.api.context import HubContext, get_context
+from cloud.api.revocation import Credential, token_ident
 from cloud.api.tokens import looks_like_jwt
 from cloud.errors import TokenError
 from cloud.settings import Role
@@ -65,6 +69,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
 class Principal:
     role: Role
     user: str | None = None  # who signed in, for a bearer token; None for an API key
+    credential: Credential | None = None  # what it authenticated with (revocable)
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
@@ -83,16 +88,37 @@ async def current_principal(
     """The caller, from ``Authorization: Bearer`` (API key or JWT) or ``X-API-Key``. Raises 401
     if unknown."""
     if bearer is not None and looks_like_jwt(bearer.credentials):
-        return _token_principal(context, bearer.credentials)
-    key = bearer.credentials if bearer is not None else header_key
+        principal = _token_principal(context, bearer.credentials)
+    else:
+        principal = _key_principal(context, bearer.credentials if bearer else header_key)
+    await _refuse_revoked(context, principal)
+    return principal
+
+
+def _key_principal(context: HubContext, key: str | None) -> Principal:
     role = context.api_keys.role_of(key) if key else None
-    if role is None:
+    if key is None or role is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return Principal(role=role)
+    return Principal(role=role, credential=Credential(kind="key", ident=key_digest(key)))
+
+
+async def _refuse_revoked(context: HubContext, principal: Principal) -> None:
+    """401 for a key or token in ``revoked_credentials`` (one primary-key lookup per request)."""
+    credential = principal.credential
+    if credential is None:
+        return
+    when = await asyncio.to_thread(revocation.check, context.session_factory, credential)
+    if when is not None:
+        error = "" if credential.kind == "key" else ' error="invalid_token"'
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=f"this {credential.label} was revoked at {when.isoformat()}",
+            headers={"WWW-Authenticate": f"Bearer{error}"},
+        )
 
 
 def _token_principal(context: HubContext, token: str) -> Principal:
@@ -103,14 +129,19 @@ def _token_principal(context: HubContext, token: str) -> Principal:
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     try:
-        user, role = context.tokens.role_of(token)
+        checked = context.tokens.check(token)
     except TokenError as err:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail=f"invalid bearer token: {err.reason}",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         ) from None
-    return Principal(role=role, user=user)
+    credential = Credential(
+        kind="token",
+        ident=token_ident(jti=checked.jti, token=token),
+        expires_at=checked.expires_at,
+    )
+    return Principal(role=checked.role, user=checked.user, credential=credential)
 
 
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:

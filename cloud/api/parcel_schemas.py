@@ -189,9 +189,17 @@ class TrackingLinkPublic(BaseModel):
 
 class EtaPublic(BaseModel):
     at: AwareDatetime
-    distance_km: float
-    from_position_at: AwareDatetime
-    speed_kmh: float
+    source: Literal["route", "estimate"] = Field(
+        description="'route': the dispatched plan's ETA for this stop; 'estimate': straight line"
+    )
+    stops_before: int | None = Field(
+        default=None, description="stops the van makes before this one ('route' only)"
+    )
+    distance_km: float | None = Field(default=None, description="straight line ('estimate' only)")
+    from_position_at: AwareDatetime | None = Field(
+        default=None, description="time of the van's position the ETA starts from, if any"
+    )
+    speed_kmh: float | None = Field(default=None, description="'estimate' only")
     method: str
 
 
@@ -266,6 +274,12 @@ class WebhooksPublic(BaseModel):
 
 class WebhookCreatedPublic(WebhookPublic):
     secret: str = Field(description="signs deliveries; returned only in this response")
+
+
+class WebhookSecretRotate(_In):
+    secret: Secret | None = Field(
+        default=None, min_length=16, max_length=200, description="omit to have one generated"
+    )
 
 
 class AttemptPublic(_Out):

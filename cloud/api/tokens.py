@@ -33,6 +33,14 @@ class IssuedToken:
     expires_in: int
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedToken:
+    user: str
+    role: Role
+    jti: str | None
+    expires_at: datetime
+
+
 class TokenAuthority:
     """Signs in users (:meth:`sign_in`) and checks their tokens (:meth:`role_of`)."""
 
@@ -72,6 +80,12 @@ class TokenAuthority:
 
     def role_of(self, token: str) -> tuple[str, Role]:
         """The user a token names and their current role. Raises TokenError with the reason."""
+        checked = self.check(token)
+        return checked.user, checked.role
+
+    def check(self, token: str) -> CheckedToken:
+        """:meth:`role_of`, with the token's ``jti`` and expiry (to revoke it, to end a stream
+        when it expires). Raises TokenError with the reason."""
         try:
             claims = jwt.decode(
                 token,
@@ -103,7 +117,13 @@ class TokenAuthority:
         user = self._users.get(subject)
         if user is None:
             raise TokenError(f"the token's user {subject!r} no longer exists")
-        return subject, user.role
+        jti = claims.get("jti")
+        return CheckedToken(
+            user=subject,
+            role=user.role,
+            jti=str(jti) if jti else None,
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
 
 
 def looks_like_jwt(credential: str) -> bool:

@@ -35,3 +35,18 @@ class TrackingExpiredError(GoneError):
 
     def __init__(self) -> None:
         super().__init__("this tracking link has expired")
+
+
+class WebhookTargetError(InvalidRequestError):
+    """A webhook URL the hub refuses to call (422 at creation; a refused attempt at delivery):
+    not http(s), credentials in it, or a host that is (or resolves to) an address inside the
+    hub's own networks. ``url`` and ``reason`` say which and why."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"webhook URL refused: {reason}", loc=("body", "url"))
+        self.url = url
+        self.reason = reason
+
+
+class WebhookSecretError(HubError):
+    """A stored webhook secret cannot be opened: sealed under another key, or tampered with."""

@@ -4,8 +4,9 @@ The token is 32 random bytes (256 bits, URL-safe base64); the hub keeps only its
 leaked database lists no working links. A plain hash suffices (no key): the token has full entropy,
 nothing to brute-force.
 
-The ETA is deliberately simple for now: straight-line distance from the assigned van's latest
-position to the destination, at a typical urban speed. The route planner will replace it.
+The ETA comes from the planner when the parcel's stop is on a dispatched route (refreshed from the
+van's live position, with the number of stops before it); otherwise, while out for delivery, it is
+the straight-line distance from the assigned van's latest position at a typical urban speed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,13 +25,16 @@ from sqlalchemy.orm import Session
 from cloud.errors import NotFoundError
 from cloud.models import Parcel, ParcelStatus, PositionRow, TrackingToken
 from cloud.services.errors import TrackingExpiredError
+from cloud.services.route_eta import route_eta
 
 TOKEN_BYTES = 32
 EARTH_RADIUS_KM = 6371.0088
 ETA_METHOD = (
-    "straight-line distance from the van's latest position at a typical speed; "
-    "the route planner will refine this estimate"
+    "straight-line distance from the van's latest position at a typical speed "
+    "(the parcel is on no dispatched route)"
 )
+ROUTE_REFRESHED = "the van's planned route, refreshed from its latest position"
+ROUTE_PLANNED = "the van's planned route, as dispatched (no position from the van yet today)"
 
 
 def _digest(token: str) -> str:
@@ -74,15 +79,36 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Eta:
+    """What the customer is told. ``source`` says which estimate: ``route`` (the dispatched
+    plan's, with ``stops_before``) or ``estimate`` (straight line, with distance and speed)."""
+
     at: datetime
-    distance_km: float
-    from_position_at: datetime
-    speed_kmh: float
-    method: str = ETA_METHOD
+    method: str
+    source: Literal["route", "estimate"]
+    from_position_at: datetime | None
+    distance_km: float | None = None
+    speed_kmh: float | None = None
+    stops_before: int | None = None
+
+
+#: Statuses in which a parcel's stop on a dispatched route is still ahead of the van.
+ON_ITS_WAY = frozenset({ParcelStatus.AT_DEPOT, ParcelStatus.OUT_FOR_DELIVERY})
 
 
 def eta(session: Session, *, parcel: Parcel, now: datetime, speed_kmh: float) -> Eta | None:
-    """An ETA while out for delivery on a van with a known position and a known destination."""
+    """The planner's ETA when the parcel's stop is on a dispatched route
+    (:mod:`cloud.services.route_eta`), else the straight-line estimate while out for delivery
+    on a van with a known position and a known destination; None otherwise."""
+    if parcel.status in ON_ITS_WAY:
+        planned = route_eta(session, parcel=parcel, now=now)
+        if planned is not None:
+            return Eta(
+                at=planned.at,
+                method=ROUTE_REFRESHED if planned.refreshed else ROUTE_PLANNED,
+                source="route",
+                from_position_at=planned.from_position_at,
+                stops_before=planned.stops_before,
+            )
     if (
         parcel.status != ParcelStatus.OUT_FOR_DELIVERY
         or parcel.vehicle_id is None
@@ -101,7 +127,9 @@ def eta(session: Session, *, parcel: Parcel, now: datetime, speed_kmh: float) ->
     km = haversine_km(position.lat, position.lon, parcel.lat, parcel.lon)
     return Eta(
         at=now + timedelta(hours=km / speed_kmh),
-        distance_km=round(km, 3),
+        method=ETA_METHOD,
+        source="estimate",
         from_position_at=position.t,
+        distance_km=round(km, 3),
         speed_kmh=speed_kmh,
     )

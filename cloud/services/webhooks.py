@@ -10,6 +10,9 @@ cannot be replayed later than the receiver's tolerance).
 A code (pickup, return, reissued courier) reaches its recipient through this channel, yet is never
 stored: the queued row names the grant, and the sender derives the code from the master secret
 only while it builds the request (:func:`cloud.services.codes.code_for_grant`).
+
+The secret is stored sealed (:mod:`cloud.services.webhook_secrets`) and the URL is checked
+against the SSRF guard (:mod:`cloud.services.webhook_targets`) at creation and at every delivery.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from sqlalchemy.orm import Session
 
 from cloud.errors import NotFoundError
 from cloud.models import Parcel, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from cloud.services.webhook_secrets import SecretBox
+from cloud.services.webhook_targets import TargetPolicy
 
 SIGNATURE_HEADER = "Lastmile-Signature"
 DEFAULT_TOLERANCE_S = 300
@@ -147,19 +152,43 @@ def backoff_delay(attempts: int, *, base_s: float, max_s: float) -> timedelta:
 
 
 def create_subscription(
-    session: Session, *, url: str, events: list[str], secret: str | None, now: datetime
-) -> WebhookSubscription:
+    session: Session,
+    *,
+    url: str,
+    events: list[str],
+    secret: str | None,
+    now: datetime,
+    box: SecretBox,
+    targets: TargetPolicy,
+) -> tuple[WebhookSubscription, str]:
+    """Subscribe ``url`` (checked by ``targets``: raises :class:`WebhookTargetError`); commit.
+    Returns the row and the secret in clear, which only this answer ever shows."""
+    targets.check(url)
+    plain = secret or new_secret()
+    sub_id = uuid.uuid4()
     sub = WebhookSubscription(
-        id=uuid.uuid4(),
+        id=sub_id,
         url=url,
-        secret=secret or new_secret(),
+        secret_sealed=box.seal(plain, subscription_id=sub_id),
         events=events,
         active=True,
         created_at=now,
     )
     session.add(sub)
     session.commit()
-    return sub
+    return sub, plain
+
+
+def rotate_secret(
+    session: Session, subscription_id: uuid.UUID, *, secret: str | None, box: SecretBox
+) -> tuple[WebhookSubscription, str]:
+    """Replace a subscription's secret; commit. Deliveries sent from now on carry the new
+    signature, including retries of ones queued before. Returns the row and the new secret."""
+    sub = get_subscription(session, subscription_id)
+    plain = secret or new_secret()
+    sub.secret_sealed = box.seal(plain, subscription_id=sub.id)
+    session.commit()
+    return sub, plain
 
 
 def get_subscription(session: Session, subscription_id: uuid.UUID) -> WebhookSubscription:

@@ -19,6 +19,7 @@ from cloud.flows import ParcelFlows
 from cloud.ingest import IngestWorker
 from cloud.models import Locker
 from cloud.services.policy import code_secrets, flow_policy
+from cloud.services.webhook_setup import secret_box, target_policy
 from cloud.settings import HubSettings, Role
 from cloud.webhooks import WebhookSender
 from edge.settings import MqttSettings
@@ -137,6 +138,8 @@ async def hub_and_locker(
     sender = WebhookSender(
         session_factory=session_factory,
         secrets=code_secrets(settings),
+        secret_box=secret_box(settings),
+        targets=target_policy(settings),
         backoff_base_s=0.2,
         backoff_max_s=1.0,
         poll_interval_s=0.05,

@@ -68,6 +68,8 @@ MATRIX: dict[tuple[str, str], set[Role] | frozenset[str]] = {
     ("GET", f"/api/v1/webhooks/{HOOK}"): {Role.OPS},
     ("GET", f"/api/v1/webhooks/{HOOK}/deliveries"): {Role.OPS},
     ("DELETE", f"/api/v1/webhooks/{HOOK}"): {Role.OPS},
+    ("POST", f"/api/v1/webhooks/{HOOK}/secret"): {Role.OPS},
+    ("POST", "/api/v1/auth/revoke"): ALL,
     ("GET", f"/track/{TOKEN}"): EVERYONE,
     ("GET", f"/track/{TOKEN}/json"): EVERYONE,
     ("GET", "/api/v1/me"): ALL,
@@ -97,6 +99,8 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", f"/api/v1/parcels/{HOME}/delivery"): {"lat": 52.0, "lon": 4.0},
     ("POST", f"/api/v1/parcels/{OUT}/codes"): {"kind": "courier"},
     ("POST", "/api/v1/webhooks"): {"url": "http://127.0.0.1:9/hook"},
+    # Not a credential: 200 with revoked=false (RFC 7009), so the walk keeps its keys.
+    ("POST", "/api/v1/auth/revoke"): {"token": "not-a-credential-of-this-hub"},
     ("POST", "/api/v1/plans"): plan_rigs.request(time_limit_s=0.2),
     ("POST", f"/api/v1/plans/{PLAN}/replan"): {"time_limit_s": 0.2},
     ("PUT", "/api/v1/depots/north"): {"lat": 52.37, "lon": 4.89, "closes_s": 172_800},
@@ -121,6 +125,8 @@ ACCEPTED = {
     ("POST", f"/api/v1/plans/{PLAN}/replan"): 202,
     ("POST", "/api/v1/plans/from-hub"): 202,
     ("DELETE", "/api/v1/depots/north/vans/van-1"): 204,
+    ("POST", f"/api/v1/webhooks/{HOOK}/secret"): 200,
+    ("POST", "/api/v1/auth/revoke"): 200,
 }
 
 

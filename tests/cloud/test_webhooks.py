@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -14,20 +15,31 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.api.app import create_app
 from cloud.models import WebhookDelivery
 from cloud.services.codes import CodeSecrets
+from cloud.services.webhook_setup import secret_box, target_policy
+from cloud.services.webhook_targets import Resolver
 from cloud.services.webhooks import backoff_delay, matches, sign, verify
 from cloud.settings import Role
 from cloud.webhooks import WebhookSender
-from tests.cloud.helpers import MASTER_SECRET, auth, eventually, hub_settings
+from tests.cloud.helpers import LOOPBACK_NETWORKS, MASTER_SECRET, auth, eventually, hub_settings
 from tests.cloud.webhook_receiver import receiving
 
 SECRET = "whsec_unit-test-7d41a9c0b2"
 SECRETS = CodeSecrets(master_secret=MASTER_SECRET.encode(), digits=8)
 
 
-def _sender(session_factory: sessionmaker[Session], **kw: object) -> WebhookSender:
+def _sender(
+    session_factory: sessionmaker[Session],
+    *,
+    resolver: Resolver | None = None,
+    allow: list[str] = LOOPBACK_NETWORKS,
+    **kw: object,
+) -> WebhookSender:
+    settings = hub_settings(database_url="sqlite://", webhook_allow_networks=allow)
     return WebhookSender(
         session_factory=session_factory,
         secrets=SECRETS,
+        secret_box=secret_box(settings),
+        targets=target_policy(settings, resolver=resolver),
         poll_interval_s=0.05,
         backoff_base_s=0.2,
         backoff_max_s=0.4,
@@ -66,7 +78,7 @@ def test_deliveries_are_retried_logged_given_up_and_survive_a_restart(
     )
     ops = auth(Role.OPS)
 
-    async def story() -> tuple[dict[str, object], dict[str, object], int, list[str]]:
+    async def story() -> tuple[dict[str, Any], dict[str, Any], int, list[str]]:
         with receiving(SECRET) as receiver:
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://hub"
@@ -119,7 +131,7 @@ def test_deliveries_are_retried_logged_given_up_and_survive_a_restart(
     log, dead_log, received, types = asyncio.run(story())
     assert types == ["parcel.created"]
     assert received == 2  # one 500, one 200
-    (delivery,) = log["data"]  # type: ignore[index]
+    (delivery,) = log["data"]
     assert delivery["status"] == "delivered" and delivery["attempts"] == 2
     assert [a["status_code"] for a in delivery["log"]] == [500, 200]
     assert delivery["log"][0]["error"] == "HTTP 500"
@@ -133,7 +145,7 @@ def test_a_receiver_that_never_answers_is_given_up_after_the_last_attempt(
         settings=hub_settings(database_url=database_url), session_factory=session_factory
     )
 
-    async def story() -> dict[str, object]:
+    async def story() -> dict[str, Any]:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://hub"
         ) as api:
@@ -164,7 +176,7 @@ def test_a_receiver_that_never_answers_is_given_up_after_the_last_attempt(
             )
 
     log = asyncio.run(story())
-    (delivery,) = log["data"]  # type: ignore[index]
+    (delivery,) = log["data"]
     assert delivery["status"] == "failed"
     assert delivery["attempts"] == 3
     assert all(a["status_code"] is None and "ConnectError" in a["error"] for a in delivery["log"])

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from cloud.api.auth_keys import key_digest
+from cloud.api.revocation import Credential, revoke
+from cloud.api.routes.stream import event_stream as stream_events
+from cloud.api.stream_guard import StreamGuard
+from cloud.dashboard.live import LiveHub
 from cloud.dashboard.rig import hub_settings_for, running_hub
+from cloud.db import make_engine, make_session_factory
 from cloud.settings import Role
 from edge.settings import MqttSettings
 from protocol.codec import encode
 from protocol.messages import DeviceStatus, Position, TelemetryBatch
 from protocol.topics import Channel, locker_topic, vehicle_topic
 from tests.cloud.helpers import KEYS, MASTER_SECRET, auth, mqtt_client
+from tests.cloud.token_rigs import JWT_SECRET, PASSWORDS, users
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +102,137 @@ async def test_the_stream_ends_when_the_hub_stops(
     assert "event: hello" in rest
     # The hub ended the open stream itself: uvicorn would otherwise wait its graceful 5 s for it.
     assert stop_s < 4.5, stop_s
+
+
+async def _until_closed(resp: httpx.Response) -> list[tuple[str, object]]:
+    """Every event of ``resp`` up to and including ``closed``, then the stream's end."""
+    out: list[tuple[str, object]] = []
+    event, data = "message", ""
+    async for line in resp.aiter_lines():
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data = line.removeprefix("data: ")
+        elif line == "" and data:
+            out.append((event, json.loads(data)))
+            event, data = "message", ""
+    return out
+
+
+async def test_a_key_and_a_token_revoked_through_the_api_close_their_open_streams(
+    tmp_path: Path, mqtt_settings: MqttSettings
+) -> None:
+    settings = hub_settings_for(
+        state_dir=tmp_path,
+        mqtt=mqtt_settings,
+        master_secret=MASTER_SECRET,
+        api_keys=KEYS,
+        users=users(),
+        jwt_secret=JWT_SECRET,
+        stream_recheck_s=0.5,
+    )
+    async with running_hub(settings) as url, httpx.AsyncClient(base_url=url, timeout=20) as client:
+        signed_in = await client.post(
+            "/api/v1/auth/token",
+            data={"username": "viewer-user", "password": PASSWORDS[Role.VIEWER]},
+        )
+        token = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+        async with (
+            client.stream("GET", "/api/v1/stream", headers=token) as by_token,
+            client.stream("GET", "/api/v1/stream", headers=auth(Role.VIEWER)) as by_key,
+            client.stream("GET", "/api/v1/stream", headers=auth(Role.OPS)) as by_other,
+        ):
+            streams = (by_token, by_key, by_other)
+            readers = [asyncio.create_task(_until_closed(r)) for r in streams]
+            await asyncio.sleep(1.0)  # the streams are open and past a re-check
+            assert not any(r.done() for r in readers)
+            # ops revokes the viewer's token; the viewer revokes its own key (signing out)
+            by_ops = await client.post(
+                "/api/v1/auth/revoke",
+                json={"token": signed_in.json()["access_token"]},
+                headers=auth(Role.OPS),
+            )
+            by_self = await client.post(
+                "/api/v1/auth/revoke", json={"token": KEYS[Role.VIEWER]}, headers=auth(Role.VIEWER)
+            )
+            # Another hub process revokes the ops key: only the database tells this one.
+            engine = make_engine(settings.database_url)
+            try:
+                with make_session_factory(engine)() as session:
+                    ops_key = Credential(kind="key", ident=key_digest(KEYS[Role.OPS]))
+                    revoke(session, ops_key, by="another hub", now=datetime.now(UTC))
+            finally:
+                engine.dispose()
+            token_events, key_events, other_events = await asyncio.wait_for(
+                asyncio.gather(*readers), 20
+            )
+        after = [
+            await client.get("/api/v1/vehicles", headers=token),
+            await client.get("/api/v1/stream", headers=auth(Role.VIEWER)),
+            await client.get("/api/v1/me", headers=auth(Role.INTEGRATION)),  # others still work
+        ]
+    assert by_ops.json() == {"revoked": True, "kind": "token", "detail": "bearer token revoked"}
+    assert by_self.json() == {"revoked": True, "kind": "key", "detail": "API key revoked"}
+    assert token_events[0] == ("hello", {})
+    kind, body = token_events[-1]
+    assert kind == "closed" and isinstance(body, dict)
+    assert body["reason"].startswith("the bearer token was revoked"), body
+    kind, body = key_events[-1]
+    assert kind == "closed" and isinstance(body, dict)
+    assert body["reason"].startswith("the API key was revoked"), body
+    kind, body = other_events[-1]  # found at the periodic re-check of the database
+    assert kind == "closed" and isinstance(body, dict)
+    assert body["reason"].startswith("the API key was revoked at "), body
+    assert [r.status_code for r in after] == [401, 401, 200]
+    assert after[0].json()["detail"].startswith("this bearer token was revoked at ")
+    assert after[0].headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert after[1].json()["detail"].startswith("this API key was revoked at ")
+
+
+async def test_a_viewer_may_not_revoke_another_callers_key_and_unknown_values_are_no_secret(
+    tmp_path: Path, mqtt_settings: MqttSettings
+) -> None:
+    settings = hub_settings_for(
+        state_dir=tmp_path, mqtt=mqtt_settings, master_secret=MASTER_SECRET, api_keys=KEYS
+    )
+    async with running_hub(settings) as url, httpx.AsyncClient(base_url=url, timeout=20) as client:
+        other = await client.post(
+            "/api/v1/auth/revoke", json={"token": KEYS[Role.OPS]}, headers=auth(Role.VIEWER)
+        )
+        unknown = await client.post(
+            "/api/v1/auth/revoke", json={"token": "no-such-key"}, headers=auth(Role.VIEWER)
+        )
+        still = await client.get("/api/v1/me", headers=auth(Role.OPS))
+    assert other.status_code == 403
+    assert other.json()["detail"] == "role viewer may revoke only the credential it uses itself"
+    assert unknown.status_code == 200
+    assert unknown.json() == {
+        "revoked": False,
+        "kind": None,
+        "detail": "not an API key of this hub: nothing to revoke",
+    }
+    assert still.status_code == 200
+
+
+async def test_a_stream_closes_when_its_token_expires(tmp_path: Path) -> None:
+    """Expiry needs no database: the guard knows it from the token and caps its wait by it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'unused.db'}")
+    live = LiveHub()
+    expires = datetime.now(UTC) + timedelta(seconds=1)
+    guard = StreamGuard(
+        credential=Credential(kind="token", ident="jti-1", expires_at=expires),
+        session_factory=make_session_factory(engine),
+        recheck_s=3600,
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with asyncio.timeout(10):
+            sent = [chunk async for chunk in stream_events(live, guard)]
+    finally:
+        engine.dispose()
+    assert loop.time() - started >= 0.9
+    assert sent[0].startswith("retry: 2000\nevent: hello")
+    assert sent[-1].startswith("event: closed\ndata: ")
+    reason = json.loads(sent[-1].split("data: ", 1)[1])["reason"]
+    assert reason == f"the bearer token expired at {expires.isoformat()}; sign in again"

@@ -2,7 +2,8 @@
 
 Outside ``/api/v1`` and role-free by design: the unguessable, expiring token in the path is the
 credential (see :mod:`cloud.services.tracking`). It shows status, history and, while the parcel is
-out for delivery, a provisional ETA -- never codes, grant ids or the van's identity.
+on its way, an ETA (the dispatched route's, with the stops before it, else a straight-line
+estimate) -- never codes, grant ids or the van's identity.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def _view(session: SessionDep, settings: SettingsDep, token: str) -> TrackingPub
         window_end=parcel.window_end,
         eta=EtaPublic(
             at=eta.at,
+            source=eta.source,
+            stops_before=eta.stops_before,
             distance_km=eta.distance_km,
             from_position_at=eta.from_position_at,
             speed_kmh=eta.speed_kmh,
@@ -61,6 +64,19 @@ def _view(session: SessionDep, settings: SettingsDep, token: str) -> TrackingPub
         else None,
         history=history,
     )
+
+
+def _eta_sentence(eta: EtaPublic) -> str:
+    at = f"Expected around <b>{eta.at.strftime('%H:%M')} UTC</b>"
+    if eta.stops_before is not None:
+        stops = (
+            "the van's next stop"
+            if eta.stops_before == 0
+            else f"{eta.stops_before} stop{'s' if eta.stops_before != 1 else ''} before yours"
+        )
+        return f"{at} ({stops}; {html.escape(eta.method)})."
+    away = "" if eta.distance_km is None else f"{eta.distance_km:.1f} km away; "
+    return f"{at} ({away}{html.escape(eta.method)})."
 
 
 @router.get("/{token}/json", response_model=TrackingPublic)
@@ -77,12 +93,7 @@ def track_page(token: str, session: SessionDep, settings: SettingsDep) -> HTMLRe
         f"{html.escape(e.kind.replace('_', ' '))}</li>"
         for e in view.history
     )
-    eta = (
-        f"<p class=eta>Expected around <b>{view.eta.at.strftime('%H:%M')} UTC</b> "
-        f"({view.eta.distance_km:.1f} km away; {html.escape(view.eta.method)}).</p>"
-        if view.eta
-        else ""
-    )
+    eta = f"<p class=eta>{_eta_sentence(view.eta)}</p>" if view.eta else ""
     ref = f" {html.escape(view.reference)}" if view.reference else ""
     body = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from cloud.api.deps import SessionDep, WebhookManager
+from cloud.api.deps import ContextDep, SessionDep, WebhookManager
 from cloud.api.parcel_schemas import (
     AttemptPublic,
     DeliveriesPublic,
@@ -16,10 +16,12 @@ from cloud.api.parcel_schemas import (
     WebhookCreate,
     WebhookCreatedPublic,
     WebhookPublic,
+    WebhookSecretRotate,
     WebhooksPublic,
 )
 from cloud.api.problems import problem_responses
 from cloud.services import webhooks as service
+from cloud.services.webhook_setup import secret_box, target_policy
 
 router = APIRouter(
     prefix="/webhooks", tags=["webhooks"], responses=problem_responses(401, 403, 422)
@@ -28,13 +30,41 @@ router = APIRouter(
 
 @router.post("", response_model=WebhookCreatedPublic, status_code=status.HTTP_201_CREATED)
 def create_webhook(
-    body: WebhookCreate, session: SessionDep, caller: WebhookManager
+    body: WebhookCreate, session: SessionDep, context: ContextDep, caller: WebhookManager
 ) -> WebhookCreatedPublic:
-    """Subscribe ``url`` to ``events``. The secret that signs the deliveries is shown only here."""
-    sub = service.create_subscription(
-        session, url=str(body.url), events=body.events, secret=body.secret, now=datetime.now(UTC)
+    """Subscribe ``url`` to ``events``. The secret that signs the deliveries is shown only here.
+
+    A URL that is not http(s), carries credentials, or whose host is or resolves to a loopback,
+    private, link-local, multicast, reserved or unspecified address is refused (422) unless the
+    hub's ``webhook_allow_networks`` lets that network in."""
+    sub, secret = service.create_subscription(
+        session,
+        url=str(body.url),
+        events=body.events,
+        secret=body.secret,
+        now=datetime.now(UTC),
+        box=secret_box(context.settings),
+        targets=target_policy(context.settings, resolver=context.resolver),
     )
-    return WebhookCreatedPublic(**WebhookPublic.model_validate(sub).model_dump(), secret=sub.secret)
+    return WebhookCreatedPublic(**WebhookPublic.model_validate(sub).model_dump(), secret=secret)
+
+
+@router.post(
+    "/{webhook_id}/secret", response_model=WebhookCreatedPublic, responses=problem_responses(404)
+)
+def rotate_webhook_secret(
+    webhook_id: uuid.UUID,
+    body: WebhookSecretRotate,
+    session: SessionDep,
+    context: ContextDep,
+    caller: WebhookManager,
+) -> WebhookCreatedPublic:
+    """Replace the signing secret (given, or generated); the new one is shown only here. Every
+    delivery sent from now on, retries included, is signed with it."""
+    sub, secret = service.rotate_secret(
+        session, webhook_id, secret=body.secret, box=secret_box(context.settings)
+    )
+    return WebhookCreatedPublic(**WebhookPublic.model_validate(sub).model_dump(), secret=secret)
 
 
 @router.get("", response_model=WebhooksPublic)

@@ -1,7 +1,7 @@
 """Sites: depots with coordinates and opening hours, their vans, and where each locker stands.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-01
 
 What ``POST /plans/from-hub`` builds a day's problem from (``cloud.planning.from_hub``): the
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
