@@ -7,7 +7,7 @@ match them (``tests/cloud/test_migrations.py`` checks that).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     Double,
     ForeignKey,
     Index,
@@ -459,3 +460,63 @@ class PlanDispatch(Base):
     vehicle_id: Mapped[str] = mapped_column(DeviceIdCol)
     stops: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     sent_at: Mapped[datetime]
+
+
+class KpiDay(Base):
+    """A closed UTC day whose KPIs are materialised (``kpi_rows``, ``kpi_locker_rows``).
+
+    ``version`` is bumped by a database trigger (migration 0008) whenever positions, vehicle
+    events or parcel events of that day are inserted after the row exists (late data); the stored
+    figures are current while ``built_version == version``. See :mod:`cloud.services.kpi_store`.
+    """
+
+    __tablename__ = "kpi_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    built_version: Mapped[int | None] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime | None]
+
+
+class KpiRowRecord(Base):
+    """One materialised :class:`cloud.services.kpis.KpiRow` (a depot's when ``vehicle_id`` is null)."""
+
+    __tablename__ = "kpi_rows"
+    __table_args__ = (Index("ix_kpi_rows_day", "day", "depot", "vehicle_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date, ForeignKey("kpi_days.day"))
+    depot: Mapped[str] = mapped_column(String(64))
+    vehicle_id: Mapped[str | None] = mapped_column(DeviceIdCol)
+    handovers: Mapped[int] = mapped_column(Integer)
+    vehicle_handovers: Mapped[int] = mapped_column(Integer)
+    on_time_eligible: Mapped[int] = mapped_column(Integer)
+    on_time: Mapped[int] = mapped_column(Integer)
+    first_attempts: Mapped[int] = mapped_column(Integer)
+    first_attempt_successes: Mapped[int] = mapped_column(Integer)
+    road_s: Mapped[float] = mapped_column(Double)
+    distance_m: Mapped[float] = mapped_column(Double)
+    co2_g: Mapped[float] = mapped_column(Double)
+    pickups: Mapped[int] = mapped_column(Integer)
+    dwell_median_s: Mapped[float | None] = mapped_column(Double)
+    dwell_p90_s: Mapped[float | None] = mapped_column(Double)
+    locker_occupied_s: Mapped[float | None] = mapped_column(Double)
+    locker_available_s: Mapped[float | None] = mapped_column(Double)
+
+
+class KpiLockerRecord(Base):
+    """One materialised :class:`cloud.services.kpis.LockerDay`."""
+
+    __tablename__ = "kpi_locker_rows"
+    __table_args__ = (Index("ix_kpi_locker_rows_day", "day", "locker_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date, ForeignKey("kpi_days.day"))
+    locker_id: Mapped[str] = mapped_column(DeviceIdCol)
+    depot: Mapped[str] = mapped_column(String(64))
+    compartments: Mapped[int] = mapped_column(Integer)
+    occupied_s: Mapped[float] = mapped_column(Double)
+    available_s: Mapped[float] = mapped_column(Double)
+    pickups: Mapped[int] = mapped_column(Integer)
+    dwell_median_s: Mapped[float | None] = mapped_column(Double)
+    dwell_p90_s: Mapped[float | None] = mapped_column(Double)
