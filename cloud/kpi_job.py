@@ -58,7 +58,14 @@ class KpiMaterialiser:
         yesterday = day_of(now) - timedelta(days=1)
         recent = days(yesterday - timedelta(days=self._lookback_days - 1), yesterday)
         with self._session_factory() as session:
-            current = kpi_store.current_days(session, first=recent[0], last=yesterday, now=now)
+            current = kpi_store.current_days(
+                session,
+                first=recent[0],
+                last=yesterday,
+                now=now,
+                fleet=self._fleet,
+                rules=self._rules,
+            )
             stale = kpi_store.stale_days(session)
         return sorted({d for d in recent if d not in current} | set(stale))
 

@@ -476,6 +476,10 @@ class KpiDay(Base):
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     built_version: Mapped[int | None] = mapped_column(BigInteger)
     computed_at: Mapped[datetime | None]
+    # Digests of the settings the figures were built with (trip rules, fleet): a change of either
+    # makes them out of date too.
+    rules_digest: Mapped[str | None] = mapped_column(String(64))
+    fleet_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class KpiRowRecord(Base):
@@ -520,3 +524,51 @@ class KpiLockerRecord(Base):
     pickups: Mapped[int] = mapped_column(Integer)
     dwell_median_s: Mapped[float | None] = mapped_column(Double)
     dwell_p90_s: Mapped[float | None] = mapped_column(Double)
+
+
+class JourneyDay(Base):
+    """A van's materialised day of trips and stops (``stored_trips``, ``stored_stops``), built
+    with its day's KPIs and current under the same ``kpi_days`` row."""
+
+    __tablename__ = "journey_days"
+
+    day: Mapped[date] = mapped_column(Date, ForeignKey("kpi_days.day"), primary_key=True)
+    vehicle_id: Mapped[str] = mapped_column(DeviceIdCol, primary_key=True)
+    gaps: Mapped[int] = mapped_column(Integer)
+
+
+class StoredTrip(Base):
+    """One trip of a :class:`JourneyDay`, as :class:`cloud.services.trips.Trip` has it."""
+
+    __tablename__ = "stored_trips"
+    __table_args__ = (Index("ix_stored_trips_day", "day", "vehicle_id", "start"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
+    vehicle_id: Mapped[str] = mapped_column(DeviceIdCol)
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    start_lat: Mapped[float] = mapped_column(Double)
+    start_lon: Mapped[float] = mapped_column(Double)
+    end_lat: Mapped[float] = mapped_column(Double)
+    end_lon: Mapped[float] = mapped_column(Double)
+    distance_m: Mapped[float] = mapped_column(Double)
+    points: Mapped[int] = mapped_column(Integer)
+    ended_by: Mapped[str] = mapped_column(String(16))
+
+
+class StoredStop(Base):
+    """One stop of a :class:`JourneyDay`, as :class:`cloud.services.trips.Stop` has it."""
+
+    __tablename__ = "stored_stops"
+    __table_args__ = (Index("ix_stored_stops_day", "day", "vehicle_id", "start"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
+    vehicle_id: Mapped[str] = mapped_column(DeviceIdCol)
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    lat: Mapped[float] = mapped_column(Double)
+    lon: Mapped[float] = mapped_column(Double)
+    points: Mapped[int] = mapped_column(Integer)
+    ignition_off: Mapped[bool] = mapped_column(Boolean)

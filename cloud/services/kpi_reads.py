@@ -33,7 +33,7 @@ from cloud.services.kpis import (
     day_start,
     days,
 )
-from cloud.services.trips import TripRules
+from cloud.services.trips import Journey, TripRules
 
 MAX_DAYS = 31
 
@@ -68,7 +68,9 @@ def read_kpis(
         known |= {fleet.depot_of_locker(lk) for lk in all_lockers}
         if depot not in known:
             raise NotFoundError("depot", depot)
-    stored = kpi_store.current_days(session, first=first, last=last, now=now)
+    stored = kpi_store.current_days(
+        session, first=first, last=last, now=now, fleet=fleet, rules=rules
+    )
     parts = [kpi_store.load(session, days=stored)]
     for run_first, run_last in _runs([d for d in days(first, last) if d not in stored]):
         parts.append(
@@ -126,10 +128,12 @@ def live_report(
     now: datetime,
     vehicle_id: str | None = None,
     depot: str | None = None,
+    journeys: dict[tuple[str, date], Journey] | None = None,
 ) -> KpiReport:
     """The KPIs of ``first`` .. ``last`` computed from the stored facts (no validation; rows of
-    other depots or vans may be left in, callers filter). With no van or depot, every row of
-    those days: what :mod:`cloud.services.kpi_rebuild` materialises."""
+        other depots or vans may be left in, callers filter). With no van or depot, every row of
+        those days: what :mod:`cloud.services.kpi_rebuild` materialises, with each van-day's journey
+    put into ``journeys`` when given."""
     all_lockers = list(session.scalars(select(Locker).order_by(Locker.id)))
     all_vehicles = list(session.scalars(select(Vehicle.id).order_by(Vehicle.id)))
     start, end = day_start(first), day_start(last) + DAY
@@ -140,7 +144,7 @@ def live_report(
         and (depot is None or fleet.depot_of_vehicle(v) == depot)
     ]
     vehicle_days = [
-        _vehicle_day(session, vehicle_id=v, day=d, rules=rules)
+        _vehicle_day(session, vehicle_id=v, day=d, rules=rules, journeys=journeys)
         for v in vehicles
         for d in days(first, last)
     ]
@@ -161,11 +165,20 @@ def live_report(
     )
 
 
-def _vehicle_day(session: Session, *, vehicle_id: str, day: date, rules: TripRules) -> VehicleDay:
+def _vehicle_day(
+    session: Session,
+    *,
+    vehicle_id: str,
+    day: date,
+    rules: TripRules,
+    journeys: dict[tuple[str, date], Journey] | None,
+) -> VehicleDay:
     since = day_start(day)
     found = tracks.journey(
         session, vehicle_id=vehicle_id, since=since, until=since + DAY, rules=rules
     )
+    if journeys is not None:
+        journeys[(vehicle_id, day)] = found
     road_s = (found.trips[-1].end - found.trips[0].start).total_seconds() if found.trips else 0.0
     return VehicleDay(vehicle_id=vehicle_id, day=day, distance_m=found.distance_m, road_s=road_s)
 

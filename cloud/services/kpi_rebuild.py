@@ -1,4 +1,5 @@
-"""Materialise one closed day's KPIs: compute it as a read would, store it if nothing changed.
+"""Materialise one closed day's KPIs and every van's trips and stops: compute them as a read
+would, store them if nothing changed.
 
 Lock-free against ingest: the day's ``kpi_days.version`` is read first, the day is computed
 (:func:`cloud.services.kpi_reads.live_report`, every depot, van and locker), and the rows are
@@ -18,10 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.fleet import FleetSettings
 from cloud.models import KpiDay
-from cloud.services import kpi_store
+from cloud.services import journey_store, kpi_store
 from cloud.services.errors import KpiDayOpenError, KpiRebuildRaceError
 from cloud.services.kpi_reads import live_report
-from cloud.services.trips import TripRules
+from cloud.services.trips import Journey, TripRules
 
 ATTEMPTS = 3
 
@@ -47,15 +48,32 @@ def rebuild_day(
         with session_factory() as session:
             version = session.scalar(select(KpiDay.version).where(KpiDay.day == day))
             assert version is not None  # made above; days are never deleted
-            report = live_report(session, first=day, last=day, fleet=fleet, rules=rules, now=now)
+            journeys: dict[tuple[str, date], Journey] = {}
+            report = live_report(
+                session,
+                first=day,
+                last=day,
+                fleet=fleet,
+                rules=rules,
+                now=now,
+                journeys=journeys,
+            )
         with session_factory() as session, session.begin():
             swapped = session.execute(
                 update(KpiDay)
                 .where(KpiDay.day == day, KpiDay.version == version)
-                .values(built_version=version, computed_at=now)
+                .values(
+                    built_version=version,
+                    computed_at=now,
+                    rules_digest=kpi_store.digest(rules),
+                    fleet_digest=kpi_store.digest(fleet),
+                )
             )
             if swapped.rowcount == 1:  # type: ignore[attr-defined]
                 kpi_store.replace(session, day=day, report=report)
+                journey_store.replace(
+                    session, day=day, journeys={v: j for (v, _), j in journeys.items()}
+                )
                 return len(report.rows) + len(report.lockers)
     raise KpiRebuildRaceError(day, attempts=attempts)
 

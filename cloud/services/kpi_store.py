@@ -9,14 +9,18 @@ closed yet (its end after ``now``) is never served from here, whatever is stored
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from datetime import date, datetime
 
+from pydantic import BaseModel
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from cloud.fleet import FleetSettings
 from cloud.models import KpiDay, KpiLockerRecord, KpiRowRecord
 from cloud.services.kpis import DAY, KpiReport, KpiRow, LockerDay, day_start
+from cloud.services.trips import TripRules
 
 ROW_FIELDS = (
     "handovers",
@@ -49,16 +53,35 @@ def is_closed(day: date, *, now: datetime) -> bool:
     return day_start(day) + DAY <= now
 
 
-def current_days(session: Session, *, first: date, last: date, now: datetime) -> set[date]:
-    """The closed days of ``first .. last`` whose stored rows are current."""
+def digest(settings: BaseModel) -> str:
+    """A fingerprint of settings the stored figures depend on (trip rules, the fleet)."""
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
+
+
+def current_days(
+    session: Session,
+    *,
+    first: date,
+    last: date,
+    now: datetime,
+    fleet: FleetSettings,
+    rules: TripRules,
+) -> set[date]:
+    """The closed days of ``first .. last`` whose stored rows are current: built at the day's
+    version, with these settings."""
+    wanted = (digest(rules), digest(fleet))
     return {
         d
-        for d, version, built in session.execute(
-            select(KpiDay.day, KpiDay.version, KpiDay.built_version).where(
-                KpiDay.day >= first, KpiDay.day <= last
-            )
+        for d, version, built, rules_digest, fleet_digest in session.execute(
+            select(
+                KpiDay.day,
+                KpiDay.version,
+                KpiDay.built_version,
+                KpiDay.rules_digest,
+                KpiDay.fleet_digest,
+            ).where(KpiDay.day >= first, KpiDay.day <= last)
         )
-        if built == version and is_closed(d, now=now)
+        if built == version and (rules_digest, fleet_digest) == wanted and is_closed(d, now=now)
     }
 
 

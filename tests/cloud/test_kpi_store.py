@@ -92,7 +92,12 @@ def test_materialised_days_answer_with_the_figures_computed_on_read(
     with session_factory() as session:
         days = set(
             kpi_store.current_days(
-                session, first=THE_DAY - timedelta(1), last=THE_DAY, now=NEXT_MORNING
+                session,
+                first=THE_DAY - timedelta(1),
+                last=THE_DAY,
+                now=NEXT_MORNING,
+                fleet=FLEET,
+                rules=TripRules(),
             )
         )
         assert days == {THE_DAY - timedelta(1), THE_DAY}
@@ -143,7 +148,7 @@ def test_late_data_makes_a_stored_day_live_until_the_job_rebuilds_it(
     with session_factory() as session:
         assert kpi_store.stale_days(session) == []
         assert THE_DAY in kpi_store.current_days(
-            session, first=THE_DAY, last=THE_DAY, now=NEXT_MORNING
+            session, first=THE_DAY, last=THE_DAY, now=NEXT_MORNING, fleet=FLEET, rules=TripRules()
         )
     assert THE_DAY in job.rebuilt
     assert _bodies(session_factory, database_url) == live
@@ -167,7 +172,15 @@ def test_positions_and_ignition_of_a_stored_day_mark_it_stale_and_others_do_not(
         assert day.version >= 1  # once per statement on PostgreSQL, per row on SQLite
         assert session.get(KpiDay, THE_DAY + timedelta(days=3)) is None
         assert (
-            kpi_store.current_days(session, first=THE_DAY, last=THE_DAY, now=NEXT_MORNING) == set()
+            kpi_store.current_days(
+                session,
+                first=THE_DAY,
+                last=THE_DAY,
+                now=NEXT_MORNING,
+                fleet=FLEET,
+                rules=TripRules(),
+            )
+            == set()
         )
     _rebuild(session_factory, THE_DAY, NEXT_MORNING)
     with session_factory() as session, session.begin():

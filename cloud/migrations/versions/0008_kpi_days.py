@@ -1,11 +1,13 @@
-"""Materialised daily KPIs: per closed UTC day, its depot and van rows and its locker rows.
+"""Materialised days: per closed UTC day, its KPI rows (depots, vans, lockers) and each van's trips
+and stops.
 
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-01
 
 Filled by the hub's KPI job (:mod:`cloud.kpi_job`) and ``lastmile kpis rebuild``; read by
-``GET /api/v1/kpis`` for closed days (see :mod:`cloud.services.kpi_store`). Late data is noticed
+``GET /api/v1/kpis`` for closed days (see :mod:`cloud.services.kpi_store`) and by the trips
+routes for a window of one closed day (:mod:`cloud.services.journey_store`). Late data is noticed
 by triggers rather than by every writer: an insert into ``positions``, ``vehicle_events`` or
 ``parcel_events`` dated on a day that already has a ``kpi_days`` row bumps its ``version``, so the
 stored figures (built at ``built_version``) are known to be out of date until rebuilt. On
@@ -76,6 +78,8 @@ def upgrade() -> None:
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("built_version", sa.BigInteger(), nullable=True),
         sa.Column("computed_at", TS, nullable=True),
+        sa.Column("rules_digest", sa.String(length=64), nullable=True),
+        sa.Column("fleet_digest", sa.String(length=64), nullable=True),
     )
     op.create_table(
         "kpi_rows",
@@ -108,6 +112,40 @@ def upgrade() -> None:
         sa.Column("dwell_p90_s", sa.Double(), nullable=True),
     )
     op.create_index("ix_kpi_locker_rows_day", "kpi_locker_rows", ["day", "locker_id"])
+    op.create_table(
+        "journey_days",
+        sa.Column("day", sa.Date(), sa.ForeignKey("kpi_days.day"), primary_key=True),
+        sa.Column("vehicle_id", sa.String(length=64), primary_key=True),
+        sa.Column("gaps", sa.Integer(), nullable=False),
+    )
+    op.create_table(
+        "stored_trips",
+        sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("vehicle_id", sa.String(length=64), nullable=False),
+        sa.Column("start", TS, nullable=False),
+        sa.Column("end", TS, nullable=False),
+        *[
+            sa.Column(name, sa.Double(), nullable=False)
+            for name in ("start_lat", "start_lon", "end_lat", "end_lon", "distance_m")
+        ],
+        sa.Column("points", sa.Integer(), nullable=False),
+        sa.Column("ended_by", sa.String(length=16), nullable=False),
+    )
+    op.create_index("ix_stored_trips_day", "stored_trips", ["day", "vehicle_id", "start"])
+    op.create_table(
+        "stored_stops",
+        sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("vehicle_id", sa.String(length=64), nullable=False),
+        sa.Column("start", TS, nullable=False),
+        sa.Column("end", TS, nullable=False),
+        sa.Column("lat", sa.Double(), nullable=False),
+        sa.Column("lon", sa.Double(), nullable=False),
+        sa.Column("points", sa.Integer(), nullable=False),
+        sa.Column("ignition_off", sa.Boolean(), nullable=False),
+    )
+    op.create_index("ix_stored_stops_day", "stored_stops", ["day", "vehicle_id", "start"])
     postgres = op.get_bind().dialect.name == "postgresql"
     for table, column in WATCHED:
         if postgres:
@@ -125,6 +163,9 @@ def downgrade() -> None:
             op.execute(f"DROP FUNCTION kpi_days_bump_{table}()")
         else:
             op.execute(f"DROP TRIGGER kpi_days_bump_{table}")
+    op.drop_table("stored_stops")
+    op.drop_table("stored_trips")
+    op.drop_table("journey_days")
     op.drop_table("kpi_locker_rows")
     op.drop_table("kpi_rows")
     op.drop_table("kpi_days")
