@@ -40,6 +40,7 @@ from cloud.services.trips import (
 )
 
 MAX_WINDOW = timedelta(days=7)
+MAX_TRACK_WINDOW = timedelta(days=1)  # 86,400 fixes at 1 Hz: one response
 MAX_DAYS = 31
 IGNITION_KINDS = {"ignition_on": True, "ignition_off": False}
 
@@ -191,3 +192,19 @@ def _track(session: Session, *, vehicle_id: str, since: datetime, until: datetim
         .order_by(PositionRow.t)
     )
     return Track.of_points(TrackPoint(t, lat, lon) for t, lat, lon in rows)
+
+
+def track(session: Session, *, vehicle_id: str, since: datetime, until: datetime) -> Track:
+    """The fixes of ``[since, until)`` as columns, for ``/vehicles/{id}/track``.
+
+    Raises NotFoundError (no such vehicle), InvalidRequestError (bad window).
+    """
+    if until <= since:
+        raise InvalidRequestError("'from' must be before 'to'", loc=("query", "from"))
+    if until - since > MAX_TRACK_WINDOW:
+        raise InvalidRequestError(
+            f"a track may span at most {MAX_TRACK_WINDOW.days} day", loc=("query", "to")
+        )
+    if session.get(Vehicle, vehicle_id) is None:
+        raise NotFoundError("vehicle", vehicle_id)
+    return _track(session, vehicle_id=vehicle_id, since=since, until=until)

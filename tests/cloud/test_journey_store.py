@@ -108,3 +108,34 @@ def test_late_fixes_of_a_stored_day_are_derived_until_it_is_rebuilt(
     assert _bodies(session_factory, database_url) == late
     assert datetime.fromisoformat(late[0]["data"][-1]["end"]) < datetime.fromisoformat(END)
     assert datetime.fromisoformat(late[0]["data"][-1]["end"]).tzinfo is not None
+
+
+def test_a_day_of_fixes_comes_as_columns(
+    session_factory: sessionmaker[Session], database_url: str
+) -> None:
+    van = _seed(session_factory)
+    app = create_app(
+        settings=hub_settings(database_url=database_url, fleet=FLEET),
+        session_factory=session_factory,
+    )
+
+    async def story() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as api:
+            return [
+                await api.get(path, params=params, headers=auth(Role.VIEWER))
+                for path, params in (
+                    ("/api/v1/vehicles/van-1/track", {"from": START, "to": END}),
+                    ("/api/v1/vehicles/van-1/track", {"from": START, "to": "2026-11-25T00:00Z"}),
+                    ("/api/v1/vehicles/van-9/track", {"from": START, "to": END}),
+                )
+            ]
+
+    day, too_long, nobody = asyncio.run(story())
+    assert day.status_code == 200, day.text
+    body = day.json()
+    assert body["count"] == len(van.points) == len(body["t"]) == len(body["lon"])
+    assert body["t"] == [p.t.timestamp() for p in van.points]
+    assert (body["lat"], body["lon"]) == ([p.lat for p in van.points], [p.lon for p in van.points])
+    assert too_long.status_code == 422 and "at most 1 day" in too_long.text
+    assert nobody.status_code == 404
