@@ -25,6 +25,7 @@ from cloud.models import (
 )
 from cloud.services import kpi_store
 from cloud.services.errors import KpiDayOpenError
+from cloud.services.ingest import insert_positions
 from cloud.services.kpi_rebuild import rebuild_day
 from cloud.services.trips import TripRules
 from edge.cli import main as lastmile
@@ -243,3 +244,23 @@ def test_lastmile_kpis_rebuild_stores_the_days_it_is_given(
     assert lastmile(["kpis", "rebuild", "--config", str(config), "--day", today]) == 1
     assert "has not ended" in capsys.readouterr().out
     assert lastmile(["kpis", "rebuild", "--config", str(config), "--day", "23/11"]) == 2
+
+
+def test_a_late_batch_written_by_ingest_marks_its_stored_day_stale(
+    session_factory: sessionmaker[Session], database_url: str
+) -> None:
+    """Through ingest's own writer: COPY on PostgreSQL (a statement trigger over its transition
+    table), executemany on SQLite (a row trigger)."""
+    _seed(session_factory)
+    _rebuild(session_factory, THE_DAY, NEXT_MORNING)
+    fix_at = T0 + timedelta(hours=11)
+    today = datetime.now(UTC)
+    rows = [
+        ("van-1", at, 52.0, 4.0, 0.0, None, None, None, None, "3d", uuid.uuid4())
+        for at in (fix_at, fix_at + timedelta(seconds=1), today)
+    ]
+    with session_factory() as session, session.begin():
+        insert_positions(session.connection(), rows)
+    with session_factory() as session:
+        assert kpi_store.stale_days(session) == [THE_DAY]
+        assert session.get(KpiDay, today.date()) is None
