@@ -24,6 +24,7 @@ from cloud.dispatch import OutboundDispatcher
 from cloud.errors import HubError
 from cloud.flows import ParcelFlows
 from cloud.ingest import IngestWorker
+from cloud.kpi_job import KpiMaterialiser
 from cloud.retention import IngestedMessagePruner, PositionPruner
 from cloud.services.policy import code_secrets, flow_policy
 from cloud.services.route_alerts import LateStopWatcher
@@ -218,6 +219,14 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
                 tg.create_task(forget.run(), name="hub-prune-ingested")
                 late = LateStopWatcher(session_factory=session_factory)
                 tg.create_task(late.run(), name="hub-late-stops")
+                kpis = KpiMaterialiser(
+                    session_factory=session_factory,
+                    fleet=settings.fleet,
+                    rules=settings.trips,
+                    interval_s=settings.kpi_interval_s,
+                    lookback_days=settings.kpi_lookback_days,
+                )
+                tg.create_task(kpis.run(), name="hub-kpis")
         except* HubError as group:
             raise group.exceptions[0] from None  # callers catch HubError, not a group of one
     finally:

@@ -7,7 +7,7 @@ match them (``tests/cloud/test_migrations.py`` checks that).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     Double,
     ForeignKey,
     Index,
@@ -519,3 +520,115 @@ class RevokedCredential(Base):
     revoked_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     revoked_by: Mapped[str] = mapped_column(String(100), default="")
+
+
+class KpiDay(Base):
+    """A closed UTC day whose KPIs are materialised (``kpi_rows``, ``kpi_locker_rows``).
+
+    ``version`` is bumped by a database trigger (migration 0008) whenever positions, vehicle
+    events or parcel events of that day are inserted after the row exists (late data); the stored
+    figures are current while ``built_version == version``. See :mod:`cloud.services.kpi_store`.
+    """
+
+    __tablename__ = "kpi_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    built_version: Mapped[int | None] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime | None]
+    # Digests of the settings the figures were built with (trip rules, fleet): a change of either
+    # makes them out of date too.
+    rules_digest: Mapped[str | None] = mapped_column(String(64))
+    fleet_digest: Mapped[str | None] = mapped_column(String(64))
+
+
+class KpiRowRecord(Base):
+    """One materialised :class:`cloud.services.kpis.KpiRow` (a depot's when ``vehicle_id`` is null)."""
+
+    __tablename__ = "kpi_rows"
+    __table_args__ = (Index("ix_kpi_rows_day", "day", "depot", "vehicle_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date, ForeignKey("kpi_days.day"))
+    depot: Mapped[str] = mapped_column(String(64))
+    vehicle_id: Mapped[str | None] = mapped_column(DeviceIdCol)
+    handovers: Mapped[int] = mapped_column(Integer)
+    vehicle_handovers: Mapped[int] = mapped_column(Integer)
+    on_time_eligible: Mapped[int] = mapped_column(Integer)
+    on_time: Mapped[int] = mapped_column(Integer)
+    first_attempts: Mapped[int] = mapped_column(Integer)
+    first_attempt_successes: Mapped[int] = mapped_column(Integer)
+    road_s: Mapped[float] = mapped_column(Double)
+    distance_m: Mapped[float] = mapped_column(Double)
+    co2_g: Mapped[float] = mapped_column(Double)
+    pickups: Mapped[int] = mapped_column(Integer)
+    dwell_median_s: Mapped[float | None] = mapped_column(Double)
+    dwell_p90_s: Mapped[float | None] = mapped_column(Double)
+    locker_occupied_s: Mapped[float | None] = mapped_column(Double)
+    locker_available_s: Mapped[float | None] = mapped_column(Double)
+
+
+class KpiLockerRecord(Base):
+    """One materialised :class:`cloud.services.kpis.LockerDay`."""
+
+    __tablename__ = "kpi_locker_rows"
+    __table_args__ = (Index("ix_kpi_locker_rows_day", "day", "locker_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date, ForeignKey("kpi_days.day"))
+    locker_id: Mapped[str] = mapped_column(DeviceIdCol)
+    depot: Mapped[str] = mapped_column(String(64))
+    compartments: Mapped[int] = mapped_column(Integer)
+    occupied_s: Mapped[float] = mapped_column(Double)
+    available_s: Mapped[float] = mapped_column(Double)
+    pickups: Mapped[int] = mapped_column(Integer)
+    dwell_median_s: Mapped[float | None] = mapped_column(Double)
+    dwell_p90_s: Mapped[float | None] = mapped_column(Double)
+
+
+class JourneyDay(Base):
+    """A van's materialised day of trips and stops (``stored_trips``, ``stored_stops``), built
+    with its day's KPIs and current under the same ``kpi_days`` row."""
+
+    __tablename__ = "journey_days"
+
+    day: Mapped[date] = mapped_column(Date, ForeignKey("kpi_days.day"), primary_key=True)
+    vehicle_id: Mapped[str] = mapped_column(DeviceIdCol, primary_key=True)
+    gaps: Mapped[int] = mapped_column(Integer)
+
+
+class StoredTrip(Base):
+    """One trip of a :class:`JourneyDay`, as :class:`cloud.services.trips.Trip` has it."""
+
+    __tablename__ = "stored_trips"
+    __table_args__ = (Index("ix_stored_trips_day", "day", "vehicle_id", "start"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
+    vehicle_id: Mapped[str] = mapped_column(DeviceIdCol)
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    start_lat: Mapped[float] = mapped_column(Double)
+    start_lon: Mapped[float] = mapped_column(Double)
+    end_lat: Mapped[float] = mapped_column(Double)
+    end_lon: Mapped[float] = mapped_column(Double)
+    distance_m: Mapped[float] = mapped_column(Double)
+    points: Mapped[int] = mapped_column(Integer)
+    ended_by: Mapped[str] = mapped_column(String(16))
+
+
+class StoredStop(Base):
+    """One stop of a :class:`JourneyDay`, as :class:`cloud.services.trips.Stop` has it."""
+
+    __tablename__ = "stored_stops"
+    __table_args__ = (Index("ix_stored_stops_day", "day", "vehicle_id", "start"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
+    vehicle_id: Mapped[str] = mapped_column(DeviceIdCol)
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    lat: Mapped[float] = mapped_column(Double)
+    lon: Mapped[float] = mapped_column(Double)
+    points: Mapped[int] = mapped_column(Integer)
+    ignition_off: Mapped[bool] = mapped_column(Boolean)

@@ -143,6 +143,16 @@ class HubSettings(BaseSettings):
         default=900, ge=60, le=24 * 3600, description="how long a bearer token is valid"
     )
     trips: TripRules = Field(default_factory=TripRules)
+    kpi_interval_s: float = Field(
+        default=600.0, gt=0, description="How often the hub materialises closed days' KPIs"
+    )
+    kpi_lookback_days: int = Field(
+        default=7,
+        ge=1,
+        le=366,
+        description="Closed days (up to yesterday) the KPI job makes sure are materialised; older "
+        "days are rebuilt when late data changes them, or by 'lastmile kpis rebuild'",
+    )
     ingested_retention_days: int = Field(
         default=30,
         ge=1,

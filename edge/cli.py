@@ -71,6 +71,12 @@ def _provision(args: argparse.Namespace) -> int:
     return handler(args)
 
 
+def _kpis_rebuild(args: argparse.Namespace) -> int:
+    from cloud.kpi_cli import rebuild  # hub-side: needs the cloud extra (SQLAlchemy)
+
+    return rebuild(args)
+
+
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
     # Declared here, not imported from cloud.planning.cli: building the parser must not load the
     # hub's dependencies on a van's Pi.
@@ -156,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
         hub_db.add_argument("--database-url", help="also record it in the hub's device registry")
         hub_db.add_argument("--hub-config", type=Path, help="as --database-url, from hub.toml")
         cmd.set_defaults(handler=_provision, action=action, kind=verb)
+    kpis = sub.add_parser("kpis", help="the hub's materialised daily KPIs")
+    kpi_verbs = kpis.add_subparsers(dest="verb", required=True)
+    rebuild = kpi_verbs.add_parser(
+        "rebuild", help="recompute and store the KPIs of closed days (after late data or a fix)"
+    )
+    rebuild.add_argument("--config", type=Path, required=True, help="the hub's hub.toml")
+    rebuild.add_argument("--day", required=True, help="first UTC day, YYYY-MM-DD")
+    rebuild.add_argument("--to", help="last UTC day, inclusive (default: --day)")
+    rebuild.set_defaults(handler=_kpis_rebuild)
     return parser
 
 

@@ -61,3 +61,14 @@ class DayDistancePublic(_Out):
 class DayDistancesPublic(BaseModel):
     data: list[DayDistancePublic]
     count: int
+
+
+class TrackColumnsPublic(BaseModel):
+    """A window's fixes as three parallel arrays, oldest first: a day at 1 Hz is 86,400 fixes,
+    which as objects would cost the encoder and the client ten times the bytes and time."""
+
+    vehicle_id: str
+    count: int
+    t: list[float] = Field(description="POSIX seconds (UTC), microsecond precision")
+    lat: list[float]
+    lon: list[float]

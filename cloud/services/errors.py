@@ -50,3 +50,20 @@ class WebhookTargetError(InvalidRequestError):
 
 class WebhookSecretError(HubError):
     """A stored webhook secret cannot be opened: sealed under another key, or tampered with."""
+
+
+class KpiDayOpenError(InvalidRequestError):
+    """A KPI rebuild asked for a day that has not ended: today's figures stay computed on read."""
+
+    def __init__(self, day: object) -> None:
+        super().__init__(f"{day} has not ended yet: only closed days are materialised")
+        self.day = day
+
+
+class KpiRebuildRaceError(ConflictError):
+    """Late data for the day kept arriving while its KPIs were rebuilt; try again later."""
+
+    def __init__(self, day: object, *, attempts: int) -> None:
+        super().__init__(f"the inputs of {day} changed during each of {attempts} rebuilds")
+        self.day = day
+        self.attempts = attempts

@@ -1,4 +1,5 @@
-"""The reads behind ``GET /api/v1/kpis``: the facts :func:`cloud.services.kpis.compute` needs.
+"""The reads behind ``GET /api/v1/kpis``: stored days, and the facts :func:`cloud.services.kpis.compute`
+needs for the others.
 
 Per request: the parcels that changed status in the window or sat in a locker during it (with all
 their transitions, since a pickup's dwell starts at a deposit that may be older than the window),
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 from cloud.errors import NotFoundError
 from cloud.fleet import FleetSettings
 from cloud.models import Locker, Parcel, ParcelEvent, Vehicle
-from cloud.services import tracks
+from cloud.services import kpi_store, tracks
 from cloud.services.errors import InvalidRequestError
 from cloud.services.kpis import (
     DAY,
@@ -32,7 +33,7 @@ from cloud.services.kpis import (
     day_start,
     days,
 )
-from cloud.services.trips import TripRules
+from cloud.services.trips import Journey, TripRules
 
 MAX_DAYS = 31
 
@@ -48,7 +49,9 @@ def read_kpis(
     vehicle_id: str | None = None,
     depot: str | None = None,
 ) -> KpiReport:
-    """KPIs of the UTC days ``first`` .. ``last``, for every depot or one, or one van.
+    """KPIs of the UTC days ``first`` .. ``last``, for every depot or one, or one van: closed days
+    from their materialised rows when current (:mod:`cloud.services.kpi_store`), the others (today,
+    days not built yet or changed by late data) computed here.
 
     Raises InvalidRequestError (bad or too long a range), NotFoundError (no such van or depot).
     """
@@ -58,15 +61,82 @@ def read_kpis(
         raise InvalidRequestError(f"at most {MAX_DAYS} days per request", loc=("query", "to"))
     if vehicle_id is not None and session.get(Vehicle, vehicle_id) is None:
         raise NotFoundError("vehicle", vehicle_id)
-    all_lockers = list(session.scalars(select(Locker).order_by(Locker.id)))
-    all_vehicles = list(session.scalars(select(Vehicle.id).order_by(Vehicle.id)))
     if depot is not None:
+        all_lockers = session.scalars(select(Locker.id))
+        all_vehicles = session.scalars(select(Vehicle.id))
         known = {fleet.default_depot, *(fleet.depot_of_vehicle(v) for v in all_vehicles)}
-        known |= {fleet.depot_of_locker(lk.id) for lk in all_lockers}
+        known |= {fleet.depot_of_locker(lk) for lk in all_lockers}
         if depot not in known:
             raise NotFoundError("depot", depot)
-    start, end = day_start(first), day_start(last) + DAY
+    stored = kpi_store.current_days(
+        session, first=first, last=last, now=now, fleet=fleet, rules=rules
+    )
+    parts = [kpi_store.load(session, days=stored)]
+    for run_first, run_last in _runs([d for d in days(first, last) if d not in stored]):
+        parts.append(
+            live_report(
+                session,
+                first=run_first,
+                last=run_last,
+                fleet=fleet,
+                rules=rules,
+                now=now,
+                vehicle_id=vehicle_id,
+                depot=depot,
+            )
+        )
+    rows = sorted(
+        (
+            r
+            for part in parts
+            for r in part.rows
+            if (depot is None or r.depot == depot)
+            and (vehicle_id is None or r.vehicle_id == vehicle_id)
+        ),
+        key=lambda r: (r.day, r.depot, r.vehicle_id or ""),
+    )
+    lockers = sorted(
+        (
+            lk
+            for part in parts
+            for lk in part.lockers
+            if vehicle_id is None and (depot is None or lk.depot == depot)
+        ),
+        key=lambda lk: (lk.locker_id, lk.day),
+    )
+    return KpiReport(rows=tuple(rows), lockers=tuple(lockers))
 
+
+def _runs(wanted: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days as ``(first, last)`` runs: one read of the parcels per run."""
+    out: list[tuple[date, date]] = []
+    for d in wanted:
+        if out and (d - out[-1][1]).days == 1:
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
+
+
+def live_report(
+    session: Session,
+    *,
+    first: date,
+    last: date,
+    fleet: FleetSettings,
+    rules: TripRules,
+    now: datetime,
+    vehicle_id: str | None = None,
+    depot: str | None = None,
+    journeys: dict[tuple[str, date], Journey] | None = None,
+) -> KpiReport:
+    """The KPIs of ``first`` .. ``last`` computed from the stored facts (no validation; rows of
+        other depots or vans may be left in, callers filter). With no van or depot, every row of
+        those days: what :mod:`cloud.services.kpi_rebuild` materialises, with each van-day's journey
+    put into ``journeys`` when given."""
+    all_lockers = list(session.scalars(select(Locker).order_by(Locker.id)))
+    all_vehicles = list(session.scalars(select(Vehicle.id).order_by(Vehicle.id)))
+    start, end = day_start(first), day_start(last) + DAY
     vehicles = [
         v
         for v in all_vehicles
@@ -74,7 +144,7 @@ def read_kpis(
         and (depot is None or fleet.depot_of_vehicle(v) == depot)
     ]
     vehicle_days = [
-        _vehicle_day(session, vehicle_id=v, day=d, rules=rules)
+        _vehicle_day(session, vehicle_id=v, day=d, rules=rules, journeys=journeys)
         for v in vehicles
         for d in days(first, last)
     ]
@@ -84,7 +154,7 @@ def read_kpis(
     lockers = [] if vehicle_id is not None else all_lockers
     if depot is not None:
         lockers = [lk for lk in lockers if fleet.depot_of_locker(lk.id) == depot]
-    report = compute(
+    return compute(
         first=first,
         last=last,
         parcels=parcels,
@@ -93,20 +163,22 @@ def read_kpis(
         fleet=fleet,
         now=now,
     )
-    rows = tuple(
-        r
-        for r in report.rows
-        if (depot is None or r.depot == depot)
-        and (vehicle_id is None or r.vehicle_id == vehicle_id)
-    )
-    return KpiReport(rows=rows, lockers=report.lockers)
 
 
-def _vehicle_day(session: Session, *, vehicle_id: str, day: date, rules: TripRules) -> VehicleDay:
+def _vehicle_day(
+    session: Session,
+    *,
+    vehicle_id: str,
+    day: date,
+    rules: TripRules,
+    journeys: dict[tuple[str, date], Journey] | None,
+) -> VehicleDay:
     since = day_start(day)
     found = tracks.journey(
         session, vehicle_id=vehicle_id, since=since, until=since + DAY, rules=rules
     )
+    if journeys is not None:
+        journeys[(vehicle_id, day)] = found
     road_s = (found.trips[-1].end - found.trips[0].start).total_seconds() if found.trips else 0.0
     return VehicleDay(vehicle_id=vehicle_id, day=day, distance_m=found.distance_m, road_s=road_s)
 

@@ -1,4 +1,5 @@
-"""Trips, stops and daily distance of one vehicle, computed on read from its stored positions.
+"""Trips, stops and daily distance of one vehicle, computed on read from its stored positions
+(or, for a window of one whole closed UTC day, read back as the KPI job stored them).
 
 Why on read and not materialised: positions arrive late and out of order (a van's durable outbox
 drains hours of backlog after a dead zone, a redelivery lands after newer batches), and the rules
@@ -8,6 +9,12 @@ range scan of ``positions`` on the ``(vehicle_id, t)`` index (covering ``lat, lo
 so the scan never visits the heap) and one linear pass in :mod:`cloud.services.trips`: a day of
 1 Hz fixes (at most 86,400 rows) is tens of milliseconds. Windows are therefore bounded
 (:data:`MAX_WINDOW`, :data:`MAX_DAYS`) so no request can ask for a year of rows.
+
+A closed day is derived once more, by the hub's KPI job (:mod:`cloud.services.kpi_rebuild`), which
+stores each van's journey of it (:mod:`cloud.services.journey_store`); late data for the day marks
+it stale (triggers of migration 0008) and it is derived on read again until rebuilt. That spares a
+day's read its range scan and analysis: at 50 million positions under load, the derivation was
+what kept a day's trips near or above 100 ms (see ``bench/track_query.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from cloud.errors import NotFoundError
 from cloud.models import PositionRow, Vehicle, VehicleEventRow
+from cloud.services import journey_store
 from cloud.services.errors import InvalidRequestError
 from cloud.services.trips import (
     IgnitionChange,
@@ -32,6 +40,7 @@ from cloud.services.trips import (
 )
 
 MAX_WINDOW = timedelta(days=7)
+MAX_TRACK_WINDOW = timedelta(days=1)  # 86,400 fixes at 1 Hz: one response
 MAX_DAYS = 31
 IGNITION_KINDS = {"ignition_on": True, "ignition_off": False}
 
@@ -62,7 +71,19 @@ def journey(
         )
     if session.get(Vehicle, vehicle_id) is None:
         raise NotFoundError("vehicle", vehicle_id)
-    return _journey(session, vehicle_id=vehicle_id, since=since, until=until, rules=rules)
+    return _stored_or_derived(session, vehicle_id=vehicle_id, since=since, until=until, rules=rules)
+
+
+def _stored_or_derived(
+    session: Session, *, vehicle_id: str, since: datetime, until: datetime, rules: TripRules
+) -> Journey:
+    """A whole closed UTC day from its stored journey when current, else derived from the fixes."""
+    day = journey_store.whole_day(since, until)
+    if day is not None:
+        stored = journey_store.load(session, vehicle_id=vehicle_id, day=day, rules=rules)
+        if stored is not None:
+            return stored
+    return _derive(session, vehicle_id=vehicle_id, since=since, until=until, rules=rules)
 
 
 def daily_distances(
@@ -84,7 +105,7 @@ def daily_distances(
     for k in range(days):
         day = first + timedelta(days=k)
         start = datetime.combine(day, time(), tzinfo=UTC)
-        found = _journey(
+        found = _stored_or_derived(
             session,
             vehicle_id=vehicle_id,
             since=start,
@@ -102,7 +123,7 @@ def daily_distances(
     return out
 
 
-def _journey(
+def _derive(
     session: Session, *, vehicle_id: str, since: datetime, until: datetime, rules: TripRules
 ) -> Journey:
     track = _track(session, vehicle_id=vehicle_id, since=since, until=until)
@@ -171,3 +192,19 @@ def _track(session: Session, *, vehicle_id: str, since: datetime, until: datetim
         .order_by(PositionRow.t)
     )
     return Track.of_points(TrackPoint(t, lat, lon) for t, lat, lon in rows)
+
+
+def track(session: Session, *, vehicle_id: str, since: datetime, until: datetime) -> Track:
+    """The fixes of ``[since, until)`` as columns, for ``/vehicles/{id}/track``.
+
+    Raises NotFoundError (no such vehicle), InvalidRequestError (bad window).
+    """
+    if until <= since:
+        raise InvalidRequestError("'from' must be before 'to'", loc=("query", "from"))
+    if until - since > MAX_TRACK_WINDOW:
+        raise InvalidRequestError(
+            f"a track may span at most {MAX_TRACK_WINDOW.days} day", loc=("query", "to")
+        )
+    if session.get(Vehicle, vehicle_id) is None:
+        raise NotFoundError("vehicle", vehicle_id)
+    return _track(session, vehicle_id=vehicle_id, since=since, until=until)

@@ -45,6 +45,7 @@ MATRIX: dict[tuple[str, str], set[Role] | frozenset[str]] = {
     ("GET", f"/api/v1/vehicles/van-1/trips?{WINDOW}"): {Role.VIEWER, Role.OPS},
     ("GET", f"/api/v1/vehicles/van-1/stops?{WINDOW}"): {Role.VIEWER, Role.OPS},
     ("GET", "/api/v1/vehicles/van-1/distance?from=2026-11-23"): {Role.VIEWER, Role.OPS},
+    ("GET", f"/api/v1/vehicles/van-1/track?{WINDOW}"): {Role.VIEWER, Role.OPS},
     ("GET", "/api/v1/lockers"): {Role.VIEWER, Role.OPS},
     ("GET", "/api/v1/lockers/locker-1"): {Role.VIEWER, Role.OPS},
     ("POST", "/api/v1/lockers/locker-1/compartments/2/open"): {Role.OPS},

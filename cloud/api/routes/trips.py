@@ -1,4 +1,5 @@
-"""``/vehicles/{id}/trips``, ``/stops``, ``/distance``: derived on read from positions and ignition.
+"""``/vehicles/{id}/trips``, ``/stops``, ``/distance``: derived on read from positions and ignition
+(a whole closed day read back as the KPI job stored it); ``/track``: the fixes as columns.
 
 Windows are ``[from, to)`` with tz-aware times (days are UTC dates for ``/distance``); trips and stops
 crossing a window's edge are cut there. Pages are ``offset``/``limit`` over the window's results,
@@ -10,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+import orjson
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
 
 from cloud.api.deps import FleetReader, SessionDep, SettingsDep
@@ -20,6 +22,7 @@ from cloud.api.trip_schemas import (
     DayDistancesPublic,
     StopPublic,
     StopsPublic,
+    TrackColumnsPublic,
     TripPublic,
     TripsPublic,
 )
@@ -99,3 +102,36 @@ def read_distance(
     )
     data = [DayDistancePublic.model_validate(d) for d in days]
     return DayDistancesPublic(data=data, count=len(data))
+
+
+@router.get(
+    "/{vehicle_id}/track",
+    response_model=None,
+    responses={200: {"model": TrackColumnsPublic, "description": "the window's fixes"}},
+)
+def read_track(
+    vehicle_id: str,
+    session: SessionDep,
+    caller: FleetReader,
+    since: From,
+    until: Annotated[
+        AwareDatetime,
+        Query(
+            alias="to",
+            description=f"window end, exclusive; at most {service.MAX_TRACK_WINDOW.days} day on",
+        ),
+    ],
+) -> Response:
+    """A vehicle's fixes in the window as columns (``t``, ``lat``, ``lon``), for drawing a day.
+
+    Encoded by orjson straight from the columns the database hands over: no object per fix.
+    """
+    found = service.track(session, vehicle_id=vehicle_id, since=since, until=until)
+    body = {
+        "vehicle_id": vehicle_id,
+        "count": len(found),
+        "t": found.ts,
+        "lat": found.lat,
+        "lon": found.lon,
+    }
+    return Response(content=orjson.dumps(body), media_type="application/json")

@@ -1,7 +1,7 @@
 """Webhook secrets sealed at rest, and revoked API keys and bearer tokens.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01
 
 ``webhook_subscriptions.secret`` (plaintext) becomes ``secret_sealed`` (AES-256-GCM, see
@@ -22,7 +22,7 @@ from alembic import context, op
 from cloud.services.webhook_secrets import SecretBox
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
