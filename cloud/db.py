@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Dialect, Engine, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Dialect, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -91,6 +91,28 @@ def alembic_config() -> Config:
     return config
 
 
+def _refuse_unsealed_upgrade(connection: Connection, box: SecretBox | None) -> None:
+    """Refuse, before any migration runs, to pass 0009 without the key that seals webhook secrets.
+
+    Migration 0009 checks this itself, but by then the ones before it have run, and SQLite
+    (pysqlite) commits DDL as it goes: a refusal there would leave their tables behind without
+    their version stamp, and the next start would fail on them."""
+    if box is not None:
+        return
+    tables = inspect(connection)
+    if "webhook_subscriptions" not in tables.get_table_names():
+        return
+    if "secret" not in {c["name"] for c in tables.get_columns("webhook_subscriptions")}:
+        return  # already sealed (0009 or later)
+    rows = connection.execute(text("SELECT count(*) FROM webhook_subscriptions")).scalar_one()
+    if rows:
+        raise RuntimeError(
+            f"{rows} webhook subscriptions hold plaintext secrets: migrate through the hub "
+            "(lastmile hub serve, or cloud.db.migrate(url, webhook_secret_box=...)) so they "
+            "are sealed with its key"
+        )
+
+
 def migrate(url: str, *, webhook_secret_box: SecretBox | None = None) -> None:
     """Bring the database at ``url`` to the newest schema (``alembic upgrade head``).
 
@@ -105,6 +127,7 @@ def migrate(url: str, *, webhook_secret_box: SecretBox | None = None) -> None:
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK}
                 )
+            _refuse_unsealed_upgrade(connection, webhook_secret_box)
             config = alembic_config()
             config.attributes["connection"] = connection
             # Migration 0009 seals plaintext webhook secrets with it (the key is never stored).

@@ -24,15 +24,17 @@ def sim_van_config(
     state: str = "van-state",
     status_interval_s: float | None = None,
     command_key: bool = True,
+    master: str = MASTER,
     extra: str = "",
 ) -> Path:
     """Write ``<vehicle_id>-<state>.toml`` for a van on the simulated receiver; return its path.
 
     ``state`` names the state directory under ``tmp_path`` (two names: two vans' worth of disk);
+    ``master`` is the hub's code master secret the van's command (and route) key derives from;
     ``extra`` is TOML put before the first table (e.g. another GNSS source and its table)."""
     lines = [f'device_id = "{vehicle_id}"', f'state_dir = "{tmp_path / state}"']
     if command_key:
-        key = derive_command_key(MASTER.encode(), vehicle_id, kind=DeviceKind.VEHICLE)
+        key = derive_command_key(master.encode(), vehicle_id, kind=DeviceKind.VEHICLE)
         lines.append(f'command_key = "{key.hex()}"')
     if status_interval_s is not None:
         lines.append(f"status_interval_s = {status_interval_s:g}")

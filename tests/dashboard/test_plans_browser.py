@@ -29,7 +29,7 @@ from protocol.codec import encode
 from protocol.messages import Position, TelemetryBatch
 from protocol.topics import Channel, vehicle_topic
 from tests.cloud import plan_rigs
-from tests.cloud.helpers import auth, mqtt_client
+from tests.cloud.helpers import MASTER_SECRET, auth, mqtt_client
 from tests.dashboard.conftest import Stack, screenshot, sign_in, unlabelled_controls
 from tests.van_rig import sim_van_config
 
@@ -40,7 +40,9 @@ pytestmark = pytest.mark.slow
 async def van_agent(tmp_path: Path, mqtt: MqttSettings, vehicle_id: str) -> AsyncIterator[None]:
     """A whole van agent on the simulated receiver: it keeps and acknowledges the route it is sent
     and drives it (at real speed, so it is still on its way while the test looks)."""
-    config = sim_van_config(tmp_path, mqtt, vehicle_id, time_scale=1, seed=3, batch_age_s=1)
+    config = sim_van_config(
+        tmp_path, mqtt, vehicle_id, time_scale=1, seed=3, batch_age_s=1, master=MASTER_SECRET
+    )
     settings = load_settings(VehicleSettings, config)
     outbox = Outbox(settings.state_dir / "outbox.db", limits=settings.outbox)
     agent = VehicleAgent(
