@@ -29,11 +29,12 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 
@@ -52,6 +53,7 @@ LASTMILE_INGEST = ["-m", "edge.cli", "hub", "ingest"]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PUBLISH_WINDOW = 200  # QoS 1 publishes in flight per publisher
 INGEST_BATCH = 200  # messages per ingest transaction (~11,000 points), by default
+SUBSCRIBED = "ingest subscribed to"  # what cloud.ingest logs once a worker takes messages
 
 
 class Payloads:
@@ -175,6 +177,32 @@ def _copy_rate(url: str, limit: int, batch: int) -> float:
     return len(rows) / elapsed
 
 
+def _wait_subscribed(workers: list[subprocess.Popen[str]], timeout_s: float = 600) -> None:
+    """Return once every worker logged its subscription, forwarding their logs to our stderr.
+
+    A worker process takes seconds to import the hub (tens of seconds on a loaded machine); the
+    clock starts when they can take messages, so the figure is the sustained rate, not start-up.
+    """
+    ready = [threading.Event() for _ in workers]
+
+    def forward(stream: IO[str], event: threading.Event) -> None:
+        for line in stream:
+            sys.stderr.write(line)
+            if SUBSCRIBED in line:
+                event.set()
+
+    for w, event in zip(workers, ready, strict=True):
+        assert w.stderr is not None
+        threading.Thread(target=forward, args=(w.stderr, event), daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    for w, event in zip(workers, ready, strict=True):
+        while not event.wait(0.5):
+            if w.poll() is not None:
+                raise SystemExit(f"an ingest worker exited ({w.returncode}) before subscribing")
+            if time.monotonic() > deadline:
+                raise SystemExit("the ingest workers did not subscribe in time")
+
+
 def _run(args: argparse.Namespace) -> dict[str, float | int]:
     work = Path(tempfile.mkdtemp(prefix="lastmile-bench-ingest-"))
     # Durable defaults; only checkpoints spaced out as any write-heavy server would have them.
@@ -203,12 +231,15 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
         asyncio.run(sessions())
         workers = [
             subprocess.Popen(
-                [sys.executable, *LASTMILE_INGEST, "--config", str(config), "--client-id", cid]
+                [sys.executable, *LASTMILE_INGEST, "--config", str(config), "--client-id", cid],
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for cid in worker_ids
         ]
         cpu_before = _children_cpu_s()
         try:
+            _wait_subscribed(workers)
             outs = [work / f"acked-{i}.json" for i in range(args.publishers)]
             started = time.monotonic()
             publishers = [
