@@ -38,6 +38,7 @@ import aiomqtt
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.lean_publish import use_lean_publish
 from cloud.services.ingest import Accepted, DeviceKey, Rejected, StoreResult, store_batch
 from cloud.telemetry_rows import TelemetryDecoder
 from edge.backoff import Backoff
@@ -160,6 +161,7 @@ def make_ingest_client(
     properties = client._properties
     assert properties is not None  # make_client always sets CONNECT properties
     properties.ReceiveMaximum = receive_maximum
+    use_lean_publish(client)  # ingest reads no PUBLISH properties: do not pay for decoding them
     return client
 
 
