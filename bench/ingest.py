@@ -57,6 +57,7 @@ LASTMILE_INGEST = ["-m", "edge.cli", "hub", "ingest"]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PUBLISH_WINDOW = 200  # QoS 1 publishes in flight per publisher
 INGEST_BATCH = 200  # messages per ingest transaction (~11,000 points), by default
+READY = "ready"  # what a publisher prints once connected; it starts on a line on its stdin
 SUBSCRIBED = "ingest subscribed to"  # what cloud.ingest logs once a worker takes messages
 
 
@@ -141,6 +142,8 @@ def _publish(args: argparse.Namespace) -> None:
     client.loop_start()
     if not connected_.wait(60):
         raise SystemExit("the publisher could not connect")
+    print(READY, flush=True)
+    sys.stdin.readline()  # go
     # Paced, not flat out: an unpaced publisher outruns ingest by millions of points that the
     # broker must hold and the run must then drain (a 60 s run did not finish in 400 s).
     points_per_s = args.rate / max(1, args.publishers)
@@ -285,7 +288,6 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
             # Counted from here: start-up (imports, schema check) is not ingest.
             workers_cpu_ready = sum(_cpu_s(w.pid) for w in workers)
             outs = [work / f"acked-{i}.json" for i in range(args.publishers)]
-            started = time.monotonic()
             publishers = [
                 subprocess.Popen(
                     [
@@ -297,10 +299,23 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
                         *("--seconds", str(args.seconds)),
                         *("--rate", str(args.rate), "--publishers", str(args.publishers)),
                         *("--vans", str(max(1, args.vans // args.publishers))),
-                    ]
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
                 )
                 for i, out in enumerate(outs)
             ]
+            # The clock starts when every publisher is connected (their start-up is not ingest).
+            for p in publishers:
+                assert p.stdout is not None
+                if p.stdout.readline().strip() != READY:
+                    raise SystemExit(f"a publisher did not start ({p.wait()})")
+            started = time.monotonic()
+            for p in publishers:
+                assert p.stdin is not None
+                p.stdin.write("go\n")
+                p.stdin.close()
             for p in publishers:
                 if p.wait() != 0:
                     raise SystemExit(f"a publisher failed ({p.returncode})")
