@@ -14,6 +14,8 @@ takes them, for ``--seconds``. Each publisher records the message ids it got a P
   workers (from their subscription until the database held every point) and the publishers used
   per stored point. On a machine shared with other work the rates
   above follow the load; these do not, so they are what to compare between two versions.
+  ``postgres_cpu_us_per_point`` and ``broker_cpu_us_per_point`` likewise for the PostgreSQL
+  server and Mosquitto: with the two above, where the 2 cores' time per point goes.
 
     python -m bench.ingest [--seconds 60] [--workers 2] [--publishers 2] [--vans 400]
 
@@ -184,6 +186,53 @@ def _count(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
+def _committed_points(conn: psycopg.Connection[Any]) -> int:
+    """Points committed so far, from the idempotency rows (committed with their positions): a
+    count(*) of positions every few milliseconds would load the server being measured."""
+    row = conn.execute("SELECT coalesce(sum(n_items), 0) FROM ingested_messages").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _pids(*, parent: int | None = None, cmdline_has: str | None = None) -> list[int]:
+    """Processes that are children of ``parent`` or whose command line contains ``cmdline_has``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if parent is not None:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == parent:
+                    found.append(int(entry.name))
+            elif cmdline_has is not None and cmdline_has in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return found
+
+
+def _server_cpu_s(conn: psycopg.Connection[Any], broker_marker: str) -> tuple[float, float]:
+    """CPU seconds so far of the PostgreSQL server (postmaster and its children alive now) and of
+    the Mosquitto whose command line holds ``broker_marker``."""
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    stat = Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    postmaster = int(stat[1])
+
+    def total(pids: list[int]) -> float:
+        cpu = 0.0
+        for pid in pids:
+            try:
+                cpu += _cpu_s(pid)
+            except OSError:
+                continue
+        return cpu
+
+    pg = total([postmaster, *_pids(parent=postmaster)])
+    mosquitto = total([p for p in _pids(cmdline_has=broker_marker) if p != os.getpid()])
+    return pg, mosquitto
+
+
 def _children_cpu_s() -> float:
     """CPU seconds of the child processes waited for so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -266,6 +315,7 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
         )
         mqtt = MqttSettings(host=broker.host, port=broker.port)
         worker_ids = [f"bench-ingest-{i}" for i in range(args.workers)]
+        broker_marker = str(work / "mosquitto")  # in the broker's command line (its config path)
 
         async def sessions() -> None:
             for client_id in worker_ids:
@@ -287,6 +337,8 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
             _wait_subscribed(workers)
             # Counted from here: start-up (imports, schema check) is not ingest.
             workers_cpu_ready = sum(_cpu_s(w.pid) for w in workers)
+            with psycopg.connect(libpq_url(url)) as conn:
+                servers_cpu_ready = _server_cpu_s(conn, broker_marker)
             outs = [work / f"acked-{i}.json" for i in range(args.publishers)]
             publishers = [
                 subprocess.Popen(
@@ -327,7 +379,7 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
             with psycopg.connect(libpq_url(url), autocommit=True) as conn:
                 last, last_change = -1, time.monotonic()
                 while True:
-                    n = _count(conn)
+                    n = _committed_points(conn)
                     if n >= expected:
                         break
                     if n != last:
@@ -337,7 +389,10 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
                     time.sleep(0.05)
                 drained = time.monotonic()
                 workers_cpu = sum(_cpu_s(w.pid) for w in workers) - workers_cpu_ready
-                stored_total = n
+                pg_cpu, broker_cpu = _server_cpu_s(conn, broker_marker)
+                pg_cpu -= servers_cpu_ready[0]
+                broker_cpu -= servers_cpu_ready[1]
+                stored_total = _count(conn)
                 time.sleep(1.0)  # late duplicates would land now
                 per_message: dict[str, int] = dict(
                     conn.execute(
@@ -367,6 +422,8 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
         "ratio": round(points_per_s / copy_rows_per_s, 3),
         "worker_cpu_us_per_point": round(workers_cpu / max(1, stored_total) * 1e6, 2),
         "publisher_cpu_us_per_point": round(publishers_cpu / max(1, stored_total) * 1e6, 2),
+        "postgres_cpu_us_per_point": round(pg_cpu / max(1, stored_total) * 1e6, 2),
+        "broker_cpu_us_per_point": round(broker_cpu / max(1, stored_total) * 1e6, 2),
         "batch": args.batch,
     }
 
