@@ -11,8 +11,11 @@ takes them, for ``--seconds``. Each publisher records the message ids it got a P
 - ``copy_rows_per_s``: the same rows COPYed by one connection into a scratch table with the same
   columns and indexes, in transactions of the ingest batch's size; ``ratio`` = ingest / COPY.
 - ``worker_cpu_us_per_point``, ``publisher_cpu_us_per_point``: CPU time (user + system) the ingest
-  workers and the publishers used per stored point. On a machine shared with other work the rates
+  workers (from their subscription until the database held every point) and the publishers (from
+  their connection) used per stored point. On a machine shared with other work the rates
   above follow the load; these do not, so they are what to compare between two versions.
+  ``postgres_cpu_us_per_point`` and ``broker_cpu_us_per_point`` likewise for the PostgreSQL
+  server and Mosquitto: with the two above, where the 2 cores' time per point goes.
 
     python -m bench.ingest [--seconds 60] [--workers 2] [--publishers 2] [--vans 400]
 
@@ -24,18 +27,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal
 
+import paho.mqtt.client as paho
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.broker import MosquittoBroker
 from cloud.db import migrate
@@ -52,6 +62,8 @@ LASTMILE_INGEST = ["-m", "edge.cli", "hub", "ingest"]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PUBLISH_WINDOW = 200  # QoS 1 publishes in flight per publisher
 INGEST_BATCH = 200  # messages per ingest transaction (~11,000 points), by default
+READY = "ready"  # what a publisher prints once connected; it starts on a line on its stdin
+SUBSCRIBED = "ingest subscribed to"  # what cloud.ingest logs once a worker takes messages
 
 
 class Payloads:
@@ -60,11 +72,13 @@ class Payloads:
     sample is checked against the schema."""
 
     def __init__(self, rng: random.Random, *, horizon_s: int = 24 * 3600) -> None:
+        if horizon_s > 24 * 3600:
+            raise ValueError("the timestamps are those of T0's day: horizon_s <= 86400")
         self._rng = rng
-        base = T0.timestamp()
+        # Plain formatting, not strftime: this runs inside the timed window, on the same cores.
+        day = T0.strftime("%Y-%m-%dT")
         self._times = [
-            datetime.fromtimestamp(base + i, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            for i in range(0, horizon_s)
+            f"{day}{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z" for i in range(horizon_s)
         ]
         self._tails = [
             f'","lat":{52.3 + rng.random() * 0.1:.6f},"lon":{4.8 + rng.random() * 0.1:.6f},'
@@ -89,58 +103,159 @@ class Payloads:
         ).encode()
 
 
-async def _publish(args: argparse.Namespace) -> None:
-    """One publisher process: its vans, round-robin, until the deadline; ids acked -> out file."""
-    mqtt = MqttSettings(host="127.0.0.1", port=args.port)
+def _lean_puback(client: paho.Client) -> None:
+    """Let ``client`` take a plain success PUBACK (2 bytes: the packet id) without paho building
+    a ``Properties`` object and a ``ReasonCode`` for each: their constructors were a large part
+    of a publisher's CPU (py-spy). Anything else takes paho's own path."""
+    paho_path = client._handle_pubackcomp
+    success = ReasonCode(PacketTypes.PUBACK)
+    no_properties = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
+
+    def handle(cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
+        packet = client._in_packet["packet"]
+        if cmd != "PUBACK" or len(packet) != 2:
+            return paho_path(cmd)
+        mid = int.from_bytes(packet, "big")
+        with client._out_message_mutex:
+            if mid in client._out_messages:
+                return client._do_on_publish(mid, success, no_properties)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    client._handle_pubackcomp = handle  # type: ignore[method-assign]
+
+
+def _publish(args: argparse.Namespace) -> None:
+    """One publisher process: its vans, round-robin, until the deadline; ids acked -> out file.
+
+    Plain paho with its network loop in a thread and a window of ``PUBLISH_WINDOW`` QoS 1
+    messages in flight: the asyncio client's task and future per publish cost these publishers,
+    which share the cores with what they measure, about as much CPU as building the payloads.
+    """
     rng = random.Random(args.index)
     vans = [f"van-{args.index}-{i:04d}" for i in range(args.vans)]
+    topics = {van: vehicle_topic(van, Channel.TELEMETRY) for van in vans}
     seq = dict.fromkeys(vans, 0)
     clock = dict.fromkeys(vans, 0)
     payloads = Payloads(rng)
     acked: list[tuple[str, int]] = []
-    client = make_client(
-        settings=mqtt,
+    pending: dict[int, tuple[str, int]] = {}  # mid -> (message id, points), until its PUBACK
+    early: set[int] = set()  # PUBACKs that beat publish() returning the mid
+    lock = threading.Lock()
+    window = threading.BoundedSemaphore(PUBLISH_WINDOW)
+    connected_ = threading.Event()
+
+    def on_connect(_c: paho.Client, _u: object, _f: object, rc: object, _p: object) -> None:
+        connected_.set()
+
+    def on_publish(_c: paho.Client, _u: object, mid: int, _rc: object, _p: object) -> None:
+        with lock:
+            item = pending.pop(mid, None)
+            if item is None:
+                early.add(mid)
+            else:
+                acked.append(item)
+        window.release()
+
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
         client_id=f"bench-pub-{args.index}",
-        manual_ack=False,
-        max_inflight=PUBLISH_WINDOW,
+        protocol=paho.MQTTv5,
     )
-    window = asyncio.Semaphore(PUBLISH_WINDOW)
-
-    async def send(topic: str, payload: bytes, message_id: str, n: int) -> None:
-        try:
-            await client.publish(topic, payload, qos=1)
-            acked.append((message_id, n))
-        finally:
-            window.release()
-
+    client.max_inflight_messages_set(PUBLISH_WINDOW)
+    _lean_puback(client)
+    client.on_connect = on_connect
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", args.port)
+    client.loop_start()
+    if not connected_.wait(60):
+        raise SystemExit("the publisher could not connect")
+    print(READY, flush=True)
+    sys.stdin.readline()  # go
     # Paced, not flat out: an unpaced publisher outruns ingest by millions of points that the
     # broker must hold and the run must then drain (a 60 s run did not finish in 400 s).
     points_per_s = args.rate / max(1, args.publishers)
     started = time.monotonic()
     deadline = started + args.seconds
     sent_points = 0
-    async with connected(client), asyncio.TaskGroup() as tg:
-        while time.monotonic() < deadline:
-            for van in vans:
-                ahead = sent_points / points_per_s - (time.monotonic() - started)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-                n = rng.randint(50, 60)
-                sent_points += n
-                seq[van] += 1
-                message_id = str(uuid.uuid4())
-                payload = payloads.build(message_id, van, seq[van], clock[van], n)
-                clock[van] += n
-                await window.acquire()
-                tg.create_task(send(vehicle_topic(van, Channel.TELEMETRY), payload, message_id, n))
-                if time.monotonic() >= deadline:
-                    break
-    await asyncio.to_thread(Path(args.out).write_text, json.dumps(acked))
+    while time.monotonic() < deadline:
+        for van in vans:
+            ahead = sent_points / points_per_s - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+            n = rng.randint(50, 60)
+            sent_points += n
+            seq[van] += 1
+            message_id = str(uuid.uuid4())
+            payload = payloads.build(message_id, van, seq[van], clock[van], n)
+            clock[van] += n
+            window.acquire()
+            # Not under the lock: paho calls on_publish holding its own lock, which publish takes.
+            info = client.publish(topics[van], payload, qos=1)
+            with lock:
+                if info.mid in early:
+                    early.discard(info.mid)
+                    acked.append((message_id, n))
+                else:
+                    pending[info.mid] = (message_id, n)
+            if time.monotonic() >= deadline:
+                break
+    for _ in range(PUBLISH_WINDOW):  # every PUBACK back
+        window.acquire()
+    client.disconnect()
+    client.loop_stop()
+    Path(args.out).write_text(json.dumps(acked))
 
 
 def _count(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute("SELECT count(*) FROM positions").fetchone()
     return int(row[0]) if row else 0
+
+
+def _committed_points(conn: psycopg.Connection[Any]) -> int:
+    """Points committed so far, from the idempotency rows (committed with their positions): a
+    count(*) of positions every few milliseconds would load the server being measured."""
+    row = conn.execute("SELECT coalesce(sum(n_items), 0) FROM ingested_messages").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _pids(*, parent: int | None = None, cmdline_has: str | None = None) -> list[int]:
+    """Processes that are children of ``parent`` or whose command line contains ``cmdline_has``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if parent is not None:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == parent:
+                    found.append(int(entry.name))
+            elif cmdline_has is not None and cmdline_has in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return found
+
+
+def _server_cpu_s(conn: psycopg.Connection[Any], broker_marker: str) -> tuple[float, float]:
+    """CPU seconds so far of the PostgreSQL server (postmaster and its children alive now) and of
+    the Mosquitto whose command line holds ``broker_marker``."""
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    stat = Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    postmaster = int(stat[1])
+
+    def total(pids: list[int]) -> float:
+        cpu = 0.0
+        for pid in pids:
+            try:
+                cpu += _cpu_s(pid)
+            except OSError:
+                continue
+        return cpu
+
+    pg = total([postmaster, *_pids(parent=postmaster)])
+    mosquitto = total([p for p in _pids(cmdline_has=broker_marker) if p != os.getpid()])
+    return pg, mosquitto
 
 
 def _children_cpu_s() -> float:
@@ -175,6 +290,38 @@ def _copy_rate(url: str, limit: int, batch: int) -> float:
     return len(rows) / elapsed
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_subscribed(workers: list[subprocess.Popen[str]], timeout_s: float = 600) -> None:
+    """Return once every worker logged its subscription, forwarding their logs to our stderr.
+
+    A worker process takes seconds to import the hub (tens of seconds on a loaded machine); the
+    clock starts when they can take messages, so the figure is the sustained rate, not start-up.
+    """
+    ready = [threading.Event() for _ in workers]
+
+    def forward(stream: IO[str], event: threading.Event) -> None:
+        for line in stream:
+            sys.stderr.write(line)
+            if SUBSCRIBED in line:
+                event.set()
+
+    for w, event in zip(workers, ready, strict=True):
+        assert w.stderr is not None
+        threading.Thread(target=forward, args=(w.stderr, event), daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    for w, event in zip(workers, ready, strict=True):
+        while not event.wait(0.5):
+            if w.poll() is not None:
+                raise SystemExit(f"an ingest worker exited ({w.returncode}) before subscribing")
+            if time.monotonic() > deadline:
+                raise SystemExit("the ingest workers did not subscribe in time")
+
+
 def _run(args: argparse.Namespace) -> dict[str, float | int]:
     work = Path(tempfile.mkdtemp(prefix="lastmile-bench-ingest-"))
     # Durable defaults; only checkpoints spaced out as any write-heavy server would have them.
@@ -193,6 +340,7 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
         )
         mqtt = MqttSettings(host=broker.host, port=broker.port)
         worker_ids = [f"bench-ingest-{i}" for i in range(args.workers)]
+        broker_marker = str(work / "mosquitto")  # in the broker's command line (its config path)
 
         async def sessions() -> None:
             for client_id in worker_ids:
@@ -203,14 +351,20 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
         asyncio.run(sessions())
         workers = [
             subprocess.Popen(
-                [sys.executable, *LASTMILE_INGEST, "--config", str(config), "--client-id", cid]
+                [sys.executable, *LASTMILE_INGEST, "--config", str(config), "--client-id", cid],
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for cid in worker_ids
         ]
         cpu_before = _children_cpu_s()
         try:
+            _wait_subscribed(workers)
+            # Counted from here: start-up (imports, schema check) is not ingest.
+            workers_cpu_ready = sum(_cpu_s(w.pid) for w in workers)
+            with psycopg.connect(libpq_url(url)) as conn:
+                servers_cpu_ready = _server_cpu_s(conn, broker_marker)
             outs = [work / f"acked-{i}.json" for i in range(args.publishers)]
-            started = time.monotonic()
             publishers = [
                 subprocess.Popen(
                     [
@@ -222,14 +376,28 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
                         *("--seconds", str(args.seconds)),
                         *("--rate", str(args.rate), "--publishers", str(args.publishers)),
                         *("--vans", str(max(1, args.vans // args.publishers))),
-                    ]
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
                 )
                 for i, out in enumerate(outs)
             ]
+            # The clock starts when every publisher is connected (their start-up is not ingest).
+            for p in publishers:
+                assert p.stdout is not None
+                if p.stdout.readline().strip() != READY:
+                    raise SystemExit(f"a publisher did not start ({p.wait()})")
+            started = time.monotonic()
+            publishers_cpu_ready = sum(_cpu_s(p.pid) for p in publishers)  # start-up: not counted
+            for p in publishers:
+                assert p.stdin is not None
+                p.stdin.write("go\n")
+                p.stdin.close()
             for p in publishers:
                 if p.wait() != 0:
                     raise SystemExit(f"a publisher failed ({p.returncode})")
-            publishers_cpu = _children_cpu_s() - cpu_before
+            publishers_cpu = _children_cpu_s() - cpu_before - publishers_cpu_ready
             acked: dict[str, int] = {}
             for out in outs:
                 acked.update(json.loads(out.read_text()))
@@ -237,7 +405,7 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
             with psycopg.connect(libpq_url(url), autocommit=True) as conn:
                 last, last_change = -1, time.monotonic()
                 while True:
-                    n = _count(conn)
+                    n = _committed_points(conn)
                     if n >= expected:
                         break
                     if n != last:
@@ -246,7 +414,11 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
                         break  # stalled: what is missing is lost
                     time.sleep(0.05)
                 drained = time.monotonic()
-                stored_total = n
+                workers_cpu = sum(_cpu_s(w.pid) for w in workers) - workers_cpu_ready
+                pg_cpu, broker_cpu = _server_cpu_s(conn, broker_marker)
+                pg_cpu -= servers_cpu_ready[0]
+                broker_cpu -= servers_cpu_ready[1]
+                stored_total = _count(conn)
                 time.sleep(1.0)  # late duplicates would land now
                 per_message: dict[str, int] = dict(
                     conn.execute(
@@ -261,7 +433,6 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
                 w.terminate()
             for w in workers:
                 w.wait(timeout=30)
-        workers_cpu = _children_cpu_s() - cpu_before - publishers_cpu
         lost = sum(max(0, n - per_message.get(mid, 0)) for mid, n in acked.items())
         total_rows = sum(per_message.values())
         duplicated = total_rows - int(distinct[0] if distinct else 0)
@@ -277,6 +448,8 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
         "ratio": round(points_per_s / copy_rows_per_s, 3),
         "worker_cpu_us_per_point": round(workers_cpu / max(1, stored_total) * 1e6, 2),
         "publisher_cpu_us_per_point": round(publishers_cpu / max(1, stored_total) * 1e6, 2),
+        "postgres_cpu_us_per_point": round(pg_cpu / max(1, stored_total) * 1e6, 2),
+        "broker_cpu_us_per_point": round(broker_cpu / max(1, stored_total) * 1e6, 2),
         "batch": args.batch,
     }
 
@@ -299,7 +472,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.publisher:
-        asyncio.run(_publish(args))
+        _publish(args)
         return
     result = _run(args)
     print(json.dumps(result))

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psycopg
 from sqlalchemy import Connection, Table, insert, or_, select, update
@@ -50,11 +50,27 @@ D = TypeVar("D", Vehicle, Locker)
 
 
 @dataclass(frozen=True, slots=True)
+class TelemetryRows:
+    """A telemetry batch validated by the fast path (:mod:`cloud.telemetry_rows`): what storing
+    it needs, its points already as ``positions`` rows. Stands in for a :class:`TelemetryBatch`."""
+
+    id: uuid.UUID
+    vehicle_id: str
+    seq: int
+    positions: list[PositionTuple]
+    type: Literal["telemetry"] = "telemetry"
+
+
+Ingested = Message | TelemetryRows
+"""What an accepted message carries: a decoded message, or a fast-path telemetry batch."""
+
+
+@dataclass(frozen=True, slots=True)
 class Accepted:
     """A message that decoded and belongs to the device named in its topic."""
 
     topic: str
-    message: Message
+    message: Ingested
     payload: bytes  # as received, for a dead letter should storing it fail
 
 
@@ -137,10 +153,10 @@ def _table(model: type[Base]) -> Table:
 
 def _claim(
     session: Session, accepted: Sequence[Accepted], received_at: datetime
-) -> tuple[list[Message], int]:
+) -> tuple[list[Ingested], int]:
     """Write the idempotency rows of ``accepted``; return the messages that were new, and how many
     were duplicates (stored before, or repeated earlier in the batch)."""
-    unique: dict[uuid.UUID, Message] = {}
+    unique: dict[uuid.UUID, Ingested] = {}
     for a in accepted:
         unique.setdefault(a.message.id, a.message)
     if not unique:
@@ -217,9 +233,16 @@ def _insert_or_skip(connection: Connection, table: Table, key: str) -> Any:
     return stmt.on_conflict_do_nothing(index_elements=[key])
 
 
-def _position_tuples(batches: Iterable[TelemetryBatch]) -> list[PositionTuple]:
+def _position_tuples(batches: Iterable[TelemetryBatch | TelemetryRows]) -> list[PositionTuple]:
     """Rows of ``positions`` in :data:`POSITION_COLUMNS` order, without a dict per point."""
-    return [
+    rows: list[PositionTuple] = []
+    models: list[TelemetryBatch] = []
+    for b in batches:
+        if isinstance(b, TelemetryRows):
+            rows += b.positions
+        else:
+            models.append(b)
+    return rows + [
         (
             m.vehicle_id,
             p.t,
@@ -233,7 +256,7 @@ def _position_tuples(batches: Iterable[TelemetryBatch]) -> list[PositionTuple]:
             p.fix,
             m.id,
         )
-        for m in batches
+        for m in models
         for p in m.points
     ]
 
@@ -306,13 +329,15 @@ def _loaded(session: Session, model: type[D], ids: Iterable[str]) -> dict[str, D
     return {d.id: d for d in session.scalars(select(model).where(model.id.in_(wanted)))}
 
 
-def _item_count(message: Message) -> int:
+def _item_count(message: Ingested) -> int:
+    if isinstance(message, TelemetryRows):
+        return len(message.positions)
     return len(message.points) if isinstance(message, TelemetryBatch) else 1
 
 
-def _ingested_row(message: Message, received_at: datetime) -> dict[str, Any]:
+def _ingested_row(message: Ingested, received_at: datetime) -> dict[str, Any]:
     seq: int | None
-    if isinstance(message, TelemetryBatch | VehicleEvent):
+    if isinstance(message, TelemetryBatch | TelemetryRows | VehicleEvent):
         device_id, seq = message.vehicle_id, message.seq
     elif isinstance(message, LockerEvent):
         device_id, seq = message.locker_id, message.seq
@@ -351,7 +376,9 @@ def store_batch(
     rejected = [*(i for i in items if isinstance(i, Rejected)), *refused]
     fresh, duplicates = _claim(session, accepted, received_at)
 
-    vehicle_ids = {m.vehicle_id for m in fresh if isinstance(m, TelemetryBatch | VehicleEvent)}
+    vehicle_ids = {
+        m.vehicle_id for m in fresh if isinstance(m, TelemetryBatch | TelemetryRows | VehicleEvent)
+    }
     vehicle_ids |= {
         m.device_id for m in fresh if isinstance(m, DeviceStatus) and m.kind == "vehicle"
     }
@@ -370,7 +397,7 @@ def store_batch(
     vehicle_events: list[dict[str, Any]] = []
     locker_events: list[dict[str, Any]] = []
     for m in fresh:
-        if isinstance(m, TelemetryBatch):
+        if isinstance(m, TelemetryBatch | TelemetryRows):
             continue
         if isinstance(m, VehicleEvent):
             vehicle_events.append(
@@ -415,7 +442,7 @@ def store_batch(
 
     insert_positions(
         session.connection(),
-        _position_tuples(m for m in fresh if isinstance(m, TelemetryBatch)),
+        _position_tuples(m for m in fresh if isinstance(m, TelemetryBatch | TelemetryRows)),
     )
     if vehicle_events:
         session.execute(insert(VehicleEventRow), vehicle_events)
