@@ -74,7 +74,8 @@ def evaluate(
         start_t = max(order.start if order.start is not None else van.shift_start, van.shift_start)
         start_t = max(start_t, problem.depot(van.start_depot).opens)
         if problem.speed is not None:
-            start_t = td_departure(problem, van, order.visits, earliest=start_t)
+            latest = min(problem.depot(van.start_depot).closes, van.shift_end)
+            start_t = td_departure(problem, van, order.visits, earliest=start_t, latest=latest)
         if start_t > problem.depot(van.start_depot).closes:
             violations.append(
                 f"van {van.id}: leaves at {start_t}, after depot {van.start_depot} closes"
@@ -207,12 +208,15 @@ def evaluate(
     )
 
 
-def td_departure(problem: Problem, van: Van, visits: Sequence[str], *, earliest: int) -> int:
+def td_departure(
+    problem: Problem, van: Van, visits: Sequence[str], *, earliest: int, latest: int
+) -> int:
     """When a van should leave under time-of-day speeds, for a given visit order.
 
     The engines' departure times come from a static matrix, so they are not kept: the van leaves
     as late as it can without waiting at its first stop, but never so late that the route is
-    later anywhere than if it left at ``earliest``. Travel times obey first-in-first-out (leaving
+    later anywhere than if it left at ``earliest``, nor after ``latest`` (the depot closes: a van
+    under way leaves its live position now). Travel times obey first-in-first-out (leaving
     later never arrives earlier), so arrival and lateness only grow with the departure time and
     both bounds are found by bisection. Breaks are left to the full evaluation.
     """
@@ -228,9 +232,12 @@ def td_departure(problem: Problem, van: Van, visits: Sequence[str], *, earliest:
         return at + problem.leg_time(d0, s0, at)
 
     target = first.windows[0].start
-    if arrival(earliest) >= target:
+    if arrival(earliest) >= target or latest <= earliest:
         return earliest
-    lo, hi = earliest, max(earliest, target)  # arrival(lo) < target <= arrival(hi)
+    if arrival(latest) <= target:
+        hi = lo = latest
+    else:
+        lo, hi = earliest, min(latest, max(earliest, target))  # arrival(lo) < target <= arrival(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if arrival(mid) <= target:

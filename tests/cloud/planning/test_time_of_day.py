@@ -76,3 +76,19 @@ def test_a_row_of_legs_times_like_one_leg_at_a_time() -> None:
     rows = [0, 500, 3_000, 20_000, 65_000]
     for depart in (7 * H + 1_234, 8 * H + 3_599, 23 * H + 3_000):
         assert list(RUSH.leg_times(rows, depart)) == [RUSH.leg_time(x, depart) for x in rows]  # type: ignore[arg-type]
+
+
+def test_a_van_under_way_leaves_its_live_position_now_even_when_it_will_wait() -> None:
+    from cloud.planning.replan import FleetState, VanPosition, replan
+
+    b = _one_stop(shift_start=7 * H, window=(10 * H, 11 * H))
+    b.add_stop(id="t", location=(52.0 + 5 / 111.195, 13.0), windows=[(10 * H, 12 * H)])
+    problem = b.build(travel=TOWN)
+    current = plan(problem, time_limit=5, seed=1, iterations=200)
+    assert current.is_feasible() and not current.dropped, current.summary()
+    now = 7 * H + 600
+    state = FleetState(now=now, positions={"v": VanPosition("v", (52.01, 13.0), now)})
+    result = replan(problem, current, state, travel=TOWN, time_limit=2)
+    assert result.plan.is_feasible(), result.plan.violations
+    (route,) = result.plan.routes
+    assert route.start == now and set(route.stop_ids) == {"s", "t"}
