@@ -62,7 +62,7 @@ def evaluate(
     dropped_reasons: Mapping[str, str] | None = None,
 ) -> Plan:
     idx = problem.index_of
-    dist, dur = problem.distance, problem.duration
+    dist = problem.distance
     paired_pickups = {p.pickup: p.delivery for p in problem.pairs}
     violations: list[str] = []
     routes: list[Route] = []
@@ -73,6 +73,9 @@ def evaluate(
         van = problem.van(order.van_id)
         start_t = max(order.start if order.start is not None else van.shift_start, van.shift_start)
         start_t = max(start_t, problem.depot(van.start_depot).opens)
+        if problem.speed is not None:
+            latest = min(problem.depot(van.start_depot).closes, van.shift_end)
+            start_t = td_departure(problem, van, order.visits, earliest=start_t, latest=latest)
         if start_t > problem.depot(van.start_depot).closes:
             violations.append(
                 f"van {van.id}: leaves at {start_t}, after depot {van.start_depot} closes"
@@ -107,7 +110,7 @@ def evaluate(
                 seen[token] = (van.id, pos)
                 node = idx[token]
                 stop = problem.stop(token)
-            leg = int(dur[here, node])
+            leg = problem.leg_time(here, node, t)
             arrival = (
                 t
                 + leg
@@ -144,7 +147,7 @@ def evaluate(
                 visits.append(Visit(stop.id, "stop", arrival, begin, departure, load, late))
             t, here = departure, node
         end_node = idx[van.end_depot]
-        leg = int(dur[here, end_node])
+        leg = problem.leg_time(here, end_node, t)
         end = t + leg + _leg_breaks(pending_breaks, planned_breaks, taken, t, leg, van, violations)
         for b in pending_breaks:
             if b.latest < end and not planned_breaks[len(taken) :]:
@@ -203,6 +206,94 @@ def evaluate(
         problem_name=problem.name,
         required_dropped=required,
     )
+
+
+def td_departure(
+    problem: Problem, van: Van, visits: Sequence[str], *, earliest: int, latest: int
+) -> int:
+    """When a van should leave under time-of-day speeds, for a given visit order.
+
+    The engines' departure times come from a static matrix, so they are not kept: the van leaves
+    as late as it can without waiting at its first stop, but never so late that the route is
+    later anywhere than if it left at ``earliest``, nor after ``latest`` (the depot closes: a van
+    under way leaves its live position now). Travel times obey first-in-first-out (leaving
+    later never arrives earlier), so arrival and lateness only grow with the departure time and
+    both bounds are found by bisection. Breaks are left to the full evaluation.
+    """
+    stops = [v for v in visits if v != RELOAD]
+    if not stops:
+        return earliest
+    first = problem.stop(stops[0])
+    if not first.windows:
+        return earliest
+    d0, s0 = problem.index_of[van.start_depot], problem.index_of[first.id]
+
+    def arrival(at: int) -> int:
+        return at + problem.leg_time(d0, s0, at)
+
+    target = first.windows[0].start
+    if arrival(earliest) >= target or latest <= earliest:
+        return earliest
+    if arrival(latest) <= target:
+        hi = lo = latest
+    else:
+        lo, hi = earliest, min(latest, max(earliest, target))  # arrival(lo) < target <= arrival(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if arrival(mid) <= target:
+            lo = mid
+        else:
+            hi = mid
+    best = _lateness(problem, van, visits, earliest)
+    if _lateness(problem, van, visits, lo) <= best:
+        return lo
+    good, bad = earliest, lo
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if _lateness(problem, van, visits, mid) <= best:
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def _lateness(problem: Problem, van: Van, visits: Sequence[str], start: int) -> int:
+    """Seconds late over the route (windows, and back after the shift) leaving at ``start``."""
+    idx = problem.index_of
+    here, t, late = idx[van.start_depot], start, 0
+    for token in visits:
+        node = idx[van.start_depot] if token == RELOAD else idx[token]
+        t += problem.leg_time(here, node, t)
+        if token == RELOAD:
+            t += van.reload_time
+        else:
+            stop = problem.stop(token)
+            t, over = _window_start(stop, t)
+            late += over
+            t += stop.service_time
+        here = node
+    t += problem.leg_time(here, idx[van.end_depot], t)
+    return late + max(0, t - min(van.shift_end, problem.depot(van.end_depot).closes))
+
+
+def objective(problem: Problem, plan: Plan) -> float:
+    """What the engines minimise, in their unit (milli-currency): routes plus drop penalties.
+
+    Re-planning and re-timing compare plans with it; a plan that breaks a constraint or drops a
+    required stop is worse than any that does not (compare ``(not feasible, objective)``).
+    """
+    penalties = sum(
+        problem.drop_penalty * problem.stop(d.stop_id).priority
+        for d in plan.dropped
+        if not problem.stop(d.stop_id).required
+    )
+    return 1000 * plan.cost + penalties
+
+
+def rank(problem: Problem, plan: Plan) -> tuple[int, int, float]:
+    """Sort key of plans for the same problem: feasible first, then fewer violations, then cost."""
+    broken = len(plan.violations) + len(plan.required_dropped)
+    return (0 if broken == 0 else 1, broken, objective(problem, plan))
 
 
 def _leg_breaks(
@@ -273,8 +364,9 @@ def why_dropped(problem: Problem, stop: Stop) -> str:
     for v in vans:
         d0, d1 = idx[v.start_depot], idx[v.end_depot]
         leave = max(v.shift_start, problem.depot(v.start_depot).opens)
-        begin, late = _window_start(stop, leave + int(problem.duration[d0, s]))
-        back = begin + stop.service_time + int(problem.duration[s, d1])
+        begin, late = _window_start(stop, leave + problem.leg_time(d0, s, leave))
+        done = begin + stop.service_time
+        back = done + problem.leg_time(s, d1, done)
         if not late and back <= min(v.shift_end, problem.depot(v.end_depot).closes):
             reachable.append(v)
     if not reachable:

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from cloud.planning.errors import ProblemError
 
 if TYPE_CHECKING:
-    from cloud.planning.travel import TravelModel
+    from cloud.planning.travel import SpeedProfile, TravelModel
 
 StopKind = Literal["delivery", "pickup", "return", "locker"]
 CompartmentSize = Literal["S", "M", "L"]
@@ -142,6 +142,16 @@ class Problem:
     drop_penalty: int = DEFAULT_DROP_PENALTY
     name: str = ""
     index_of: Mapping[str, int] = field(default_factory=dict)
+    #: Time-of-day speeds, when the travel model has them (the haversine default): then a leg's
+    #: time depends on when it starts (:meth:`leg_time`), and ``duration`` is only the solvers'
+    #: static estimate (at the fleet's first shift start, or re-timed by ``solve.plan``).
+    speed: SpeedProfile | None = None
+
+    def leg_time(self, i: int, j: int, depart: int) -> int:
+        """Seconds from matrix row ``i`` to ``j`` leaving at ``depart``: the truth for ETAs."""
+        if self.speed is None or i == j:
+            return int(self.duration[i, j])
+        return self.speed.leg_time(float(self.distance[i, j]), depart)
 
     def stop(self, stop_id: str) -> Stop:
         return self.stops[self.index_of[stop_id] - len(self.depots)]
@@ -494,6 +504,7 @@ class ProblemBuilder:
             m.setflags(write=False)
         index_of = {d.id: i for i, d in enumerate(self._depots)}
         index_of.update({s.id: len(self._depots) + i for i, s in enumerate(self._stops)})
+        speed = getattr(travel, "speed_profile", None) if travel is not None else None
         return Problem(
             depots=tuple(self._depots),
             vans=tuple(self._vans),
@@ -504,4 +515,5 @@ class ProblemBuilder:
             drop_penalty=self._drop_penalty,
             name=self._name,
             index_of=index_of,
+            speed=speed,
         )

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
+
 from cloud.planning.errors import EngineError
-from cloud.planning.evaluate import RouteOrder, evaluate
+from cloud.planning.evaluate import RELOAD, RouteOrder, evaluate, rank
 from cloud.planning.model import Problem
-from cloud.planning.result import Plan
+from cloud.planning.result import Plan, Route
 
 if TYPE_CHECKING:  # the engines are imported only when chosen
     from cloud.planning.ortools_engine import OrToolsSettings
@@ -29,6 +32,9 @@ if TYPE_CHECKING:  # the engines are imported only when chosen
 Engine = Literal["auto", "ortools", "pyvrp", "hybrid"]
 #: Share of the time limit the hybrid engine gives PyVRP on the relaxation; OR-Tools gets the rest.
 HYBRID_PYVRP_SHARE = 0.6
+#: Time-of-day speeds: re-timing rounds after the first solve, and each one's share of the limit.
+RETIME_ROUNDS = 2
+RETIME_SHARE = 0.15
 #: ``progress(fraction_of_time_limit, best_cost_or_None)``, called from the solving thread.
 Progress = Callable[[float, float | None], None]
 
@@ -60,11 +66,123 @@ def plan(
 ) -> Plan:
     """Plan routes for ``problem`` within ``time_limit`` seconds.
 
+    With time-of-day speeds (``problem.speed``) the engines still see one static duration matrix,
+    so the plan is made in rounds (iterate and re-time): the first round solves with the matrix
+    at the fleet's first shift start; each later round re-times every matrix row at the time the
+    previous plan leaves that place (:func:`retimed`) and solves again (OR-Tools warm-started from
+    the previous plan). Every round's plan is evaluated with the true time-dependent legs, and the
+    best of them is returned, so its ETAs, lateness and cost are the time-dependent ones.
+
     Raises :class:`~cloud.planning.errors.NoSolutionError` when no plan exists that serves every
     required stop, and :class:`EngineError` when the engine asked for cannot model the problem.
     """
     if time_limit <= 0:
         raise ValueError(f"time_limit must be > 0 s, got {time_limit}")
+
+    def once(
+        p: Problem, limit: float, report: Progress | None, start: Sequence[RouteOrder] | None
+    ) -> Plan:
+        return _plan_static(
+            p,
+            time_limit=limit,
+            seed=seed,
+            engine=engine,
+            progress=report,
+            iterations=iterations,
+            initial=start,
+            first_stop=first_stop,
+            ortools_settings=ortools_settings,
+        )
+
+    if problem.speed is None:
+        return once(problem, time_limit, progress, initial)
+    from cloud.planning.errors import NoSolutionError
+
+    began = time.monotonic()
+    shares = (1.0 - RETIME_SHARE * RETIME_ROUNDS,) + (RETIME_SHARE,) * RETIME_ROUNDS
+    best: Plan | None = None
+    current: Plan | None = None
+    done = 0.0
+    failure: NoSolutionError | None = None
+    for k, share in enumerate(shares):
+        timed = problem if current is None else retimed(problem, current)
+        offset = done
+
+        def part(f: float, c: float | None, offset: float = offset, share: float = share) -> None:
+            if progress is not None and f < 1.0:
+                progress(offset + f * share, c)
+
+        warm = initial
+        if current is not None and (initial or first_stop or engine == "ortools"):
+            warm = [RouteOrder(r.van_id, _tokens(r)) for r in current.routes]
+        try:
+            candidate = once(
+                timed, max(0.1, share * time_limit), part if progress is not None else None, warm
+            )
+        except NoSolutionError as err:
+            if k == 0:
+                failure = err
+            break
+        done += share
+        current = candidate
+        if best is None or rank(problem, candidate) < rank(problem, best):
+            best = candidate
+    if best is None:
+        assert failure is not None
+        raise failure
+    if progress is not None:
+        progress(1.0, None)
+    return replace(best, runtime=time.monotonic() - began)
+
+
+def retimed(problem: Problem, current: Plan) -> Problem:
+    """``problem`` with each duration row re-timed at when ``current`` leaves that place.
+
+    A stop's row is its legs leaving at the planned departure; a depot's, leaving at the earliest
+    planned start from it; a stop the plan drops, leaving at its first window's start (or the first
+    shift start) plus service. The engines then see rush hour where the plan actually drives.
+    """
+    speed = problem.speed
+    if speed is None:
+        return problem
+    first_shift = min(v.shift_start for v in problem.vans)
+    depart: dict[int, int] = {}
+    for i, d in enumerate(problem.depots):
+        starts = [r.start for r in current.routes if problem.van(r.van_id).start_depot == d.id]
+        depart[i] = min(starts) if starts else max(d.opens, first_shift)
+    for s in problem.stops:
+        i = problem.index_of[s.id]
+        w = s.windows[0].start if s.windows else first_shift
+        depart[i] = max(w, first_shift) + s.service_time
+    for r in current.routes:
+        for v in r.visits:
+            if v.kind == "stop":
+                depart[problem.index_of[v.stop_id]] = v.departure
+    dur = np.empty_like(problem.duration)
+    for i in range(len(dur)):
+        dur[i] = speed.leg_times(problem.distance[i], depart[i])
+        dur[i, i] = 0
+    dur.setflags(write=False)
+    return replace(problem, duration=dur)
+
+
+def _tokens(route: Route) -> tuple[str, ...]:
+    return tuple(v.stop_id if v.kind == "stop" else RELOAD for v in route.visits)
+
+
+def _plan_static(
+    problem: Problem,
+    *,
+    time_limit: float,
+    seed: int = 0,
+    engine: Engine = "auto",
+    progress: Progress | None = None,
+    iterations: int | None = None,
+    initial: Sequence[RouteOrder] | None = None,
+    first_stop: dict[str, str] | None = None,
+    ortools_settings: OrToolsSettings | None = None,
+) -> Plan:
+    """One solve with the problem's static duration matrix (see :func:`plan`)."""
     warm = bool(initial) or bool(first_stop)
     chosen = choose_engine(problem, warm=warm) if engine == "auto" else engine
     began = time.monotonic()

@@ -94,7 +94,8 @@ def test_every_engine_returns_plans_the_evaluator_accepts(
     seed: int, engine: str, breaks: bool, trips: int
 ) -> None:
     problem = _rich(seed, breaks=breaks, trips=trips, multi=engine != "pyvrp")
-    p = plan(problem, time_limit=1.0, seed=seed, engine=engine)  # type: ignore[arg-type]
+    # 3 s: with time-of-day speeds the limit is shared by three solves (solve.plan).
+    p = plan(problem, time_limit=3.0, seed=seed, engine=engine)  # type: ignore[arg-type]
     assert p.violations == (), p.summary()
     served = sum(len(r.stop_ids) for r in p.routes)
     assert served + len(p.dropped) == len(problem.stops) and served >= len(problem.stops) // 2
