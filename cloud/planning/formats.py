@@ -23,6 +23,7 @@ from cloud.planning.travel import (
     HaversineTravel,
     OsrmTravel,
     TravelModel,
+    ValhallaTravel,
 )
 
 DIMACS_SCALE = 10
@@ -247,7 +248,7 @@ class PairSpec(_Spec):
 
 
 class TravelSpec(_Spec):
-    kind: Literal["haversine", "euclidean", "osrm"] = "haversine"
+    kind: Literal["haversine", "euclidean", "osrm", "valhalla"] = "haversine"
     circuity: float = Field(default=1.3, ge=1.0)
     scale: int = Field(default=10, gt=0)
     url: str | None = None
@@ -327,6 +328,10 @@ class ProblemSpec(_Spec):
             if not t.url:
                 raise ProblemError("travel", "osrm needs a url")
             return CachedTravel(OsrmTravel(base_url=t.url))
+        if t.kind == "valhalla":
+            if not t.url:
+                raise ProblemError("travel", "valhalla needs a url")
+            return CachedTravel(ValhallaTravel(base_url=t.url))
         return HaversineTravel(circuity=t.circuity)
 
 

@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 import pytest
 
 from cloud.planning import TravelError
+from cloud.planning.errors import ProblemError
+from cloud.planning.formats import ProblemSpec, TravelSpec
 from cloud.planning.travel import CachedTravel, MatrixCache, OsrmTravel, ValhallaTravel, haversine_m
 
 A, B, C = (52.5200, 13.4050), (52.5300, 13.4200), (52.5100, 13.3900)
@@ -175,3 +177,35 @@ def test_one_cache_serves_valhalla_and_osrm_without_mixing_them(
     assert (shared.hits, shared.misses, len(shared)) == (1, 2, 2)
     osrm = OsrmTravel(base_url=url)
     assert osrm.cache_key != ValhallaTravel(base_url=url).cache_key
+
+
+def test_a_json_problem_can_name_valhalla_and_is_timed_by_it(
+    valhalla: tuple[str, type[_Valhalla]],
+) -> None:
+    """``"travel": {"kind": "valhalla", "url": ...}`` in our JSON format: the problem's matrices
+    come from the Valhalla server (one request), so a plan can be made on its times."""
+    url, handler = valhalla
+    spec = ProblemSpec.model_validate(
+        {
+            "depots": [{"id": "d", "location": list(A)}],
+            "vans": [
+                {
+                    "id": "v1",
+                    "depot": "d",
+                    "capacity": {"parcels": 10},
+                    "shift_start": 0,
+                    "shift_end": 36000,
+                }
+            ],
+            "stops": [{"id": "s1", "location": list(B)}, {"id": "s2", "location": list(C)}],
+            "travel": {"kind": "valhalla", "url": url},
+        }
+    )
+    problem = spec.to_problem()
+    assert len(handler.seen) == 1 and handler.seen[0]["path"] == "/sources_to_targets"
+    assert problem.distance.shape == (3, 3)
+    assert abs(int(problem.distance[0, 1]) - haversine_m(A, B) * 1.4) <= 1  # Valhalla's, not ours
+    with pytest.raises(ProblemError, match="valhalla needs a url"):
+        ProblemSpec.model_validate(
+            {**spec.model_dump(), "travel": TravelSpec(kind="valhalla").model_dump()}
+        ).to_problem()
