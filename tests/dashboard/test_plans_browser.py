@@ -501,6 +501,16 @@ async def test_ops_plans_a_depots_day_from_the_hubs_parcels_and_they_go_out_on_t
         await expect(states.locator('tr[data-vehicle="van-1"]')).to_have_attribute(
             "data-state", "acknowledged", timeout=45_000
         )
+        # On the map the van's route names a home stop by its parcel, short, as the plan does.
+        await page.get_by_role("button", name="Map").click()
+        card = page.locator('.route-card[data-vehicle="van-1"]')
+        await expect(card.locator("li[data-stop]")).to_have_count(3)
+        for pid in homes.values():
+            await expect(card.locator(f'li[data-stop="parcel-{pid}"] strong')).to_have_text(
+                f"home {pid[:8]}"
+            )
+        await expect(card.locator(f'li[data-stop="{LOCKER}"] strong')).to_have_text(LOCKER)
+        await screenshot(page, "map-route-from-hub")
     # The dispatch put each planned parcel on the van, out for delivery; the dropped one stays.
     out = {*homes.values(), *in_locker}
     for pid in [*out, too_big]:

@@ -2,7 +2,7 @@
 // summary (vans, stops, km, CO2, dropped stops and why), dispatch it or re-plan it. A viewer sees
 // the plans and their routes; the start form and the dispatch and re-plan buttons are removed
 // from the page for it, not merely disabled.
-import { clear, clock, h } from "./dom.js";
+import { clear, clock, h, stopName } from "./dom.js";
 
 const POLL_MS = 1000;
 const MAX_FILE_BYTES = 5 * 1024 * 1024;
@@ -34,12 +34,6 @@ export function planRequest({ source = "problem", problemText, timeLimitS, day, 
   const body = { problem, time_limit_s: timeLimitS };
   if (day) body.day = day;
   return { path: "/plans", body };
-}
-
-// A plan from the hub's parcels names a home stop after its parcel ("parcel-<uuid>"): shown short.
-export function stopLabel(plan, stopId) {
-  if (plan.depot && stopId.startsWith("parcel-")) return `home ${stopId.slice(7, 15)}`;
-  return stopId;
 }
 
 function stopVisits(route) {
@@ -404,7 +398,7 @@ export class PlansView {
               "tr",
               { dataset: { vehicle: r.van_id } },
               h("th", { scope: "row" }, r.van_id),
-              h("td", {}, stopVisits(r).map((v) => stopLabel(p, v.stop_id)).join(" → ") || "none"),
+              h("td", {}, stopVisits(r).map((v) => stopName(v.stop_id)).join(" → ") || "none"),
               h("td", {}, (r.distance_m / 1000).toFixed(1)),
               h("td", {}, r.co2_kg.toFixed(1)),
               h("td", {}, dayTime(p.day, r.start)),
@@ -445,7 +439,7 @@ export class PlansView {
               "tr",
               { dataset: { stop, vehicle: van } },
               h("td", {}, van),
-              h("th", { scope: "row" }, stopLabel(p, stop)),
+              h("th", { scope: "row" }, stopName(stop)),
               h(
                 "td",
                 {},
