@@ -435,7 +435,18 @@ async def test_ops_plans_a_depots_day_from_the_hubs_parcels_and_they_go_out_on_t
         ),
         (f"/api/v1/depots/{DEPOT}/lockers/{LOCKER}", {"lat": SITE[0], "lon": SITE[1]}),
     ]
-    for path, body in puts:
+    r = await stack.api.put(puts[0][0], json=puts[0][1], headers=auth(Role.OPS))
+    assert r.status_code == 200, r.text
+    # A depot without a van: the hub refuses to plan it, and the page says why.
+    await page.get_by_role("button", name="Map").click()
+    await _open_plans(page)
+    await expect(page.get_by_label("Depot", exact=True)).to_have_value(DEPOT)
+    await page.get_by_role("button", name="Plan the depot's day").click()
+    await expect(page.locator("#hub-plan-error")).to_contain_text("The hub refused (422")
+    await expect(page.locator("#hub-plan-error")).to_contain_text("has no van on shift")
+    assert len(ops.errors) == 1 and "422" in ops.errors[0], ops.errors
+    ops.errors.clear()
+    for path, body in puts[1:]:
         r = await stack.api.put(path, json=body, headers=auth(Role.OPS))
         assert r.status_code == 200, r.text
     homes = {
