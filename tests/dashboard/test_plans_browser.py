@@ -463,16 +463,28 @@ async def test_ops_plans_a_depots_day_from_the_hubs_parcels_and_they_go_out_on_t
     depot = page.get_by_label("Depot", exact=True)
     await expect(depot.locator("option")).to_have_text([f"{DEPOT} (1 van, 1 locker)"])
     await depot.select_option(DEPOT)
+    today = datetime.now(UTC).date().isoformat()
+    await page.get_by_label("Day of the plan").fill(today)
     await page.get_by_label("Search time for the day (s)").fill("2")
     await page.get_by_label("Engine").select_option("ortools")
-    await page.get_by_role("button", name="Plan the depot's day").click()
+    async with page.expect_request(
+        lambda r: r.method == "POST" and r.url.endswith("/api/v1/plans/from-hub")
+    ) as sent:
+        await page.get_by_role("button", name="Plan the depot's day").click()
+    # What the form asked for, as the page sent it.
+    assert (await sent.value).post_data_json == {
+        "depot": DEPOT,
+        "day": today,
+        "time_limit_s": 2,
+        "engine": "ortools",
+    }
     detail = page.locator("#plan-detail")
     await expect(page.locator("#plan-progress-text")).to_have_text("Planning done.", timeout=30_000)
     await expect(detail).to_have_attribute("data-status", "done")
     plan_id = await detail.get_attribute("data-plan")
     assert plan_id is not None
     stored = (await stack.api.get(f"/api/v1/plans/{plan_id}", headers=auth(Role.OPS))).json()
-    assert stored["depot"] == DEPOT
+    assert (stored["depot"], stored["day"]) == (DEPOT, today)
     assert stored["plan"]["routes"][0]["van_id"] == "van-1"
     # The L parcel cannot go in an M compartment: left out, and the page says so and why.
     assert [d["parcel_id"] for d in stored["dropped_parcels"]] == [too_big], stored
