@@ -1,7 +1,8 @@
-// The planning view: start a plan (roles that may command vans), watch its job run, read its
-// summary (vans, stops, km, CO2, dropped stops and why), dispatch it or re-plan it. A viewer sees
-// the plans and their routes; the start form and the dispatch and re-plan buttons are removed
-// from the page for it, not merely disabled.
+// The planning view: start a plan (roles that may command vans) -- a depot's day from the hub's
+// own parcels, or (advanced) a problem file -- watch its job run, read its summary (vans, stops,
+// km, CO2, dropped stops and why; for a hub plan its dropped parcels and each stop's parcels),
+// dispatch it or re-plan it. A viewer sees the plans and their routes; the start forms and the
+// dispatch and re-plan buttons are removed from the page for it, not merely disabled.
 import { clear, clock, h, stopName } from "./dom.js";
 
 const POLL_MS = 1000;
@@ -99,7 +100,6 @@ export class PlansView {
     this.replanForm = $("#replan-form");
     this.startForm = $("#start-plan");
     this.hubForm = $("#hub-plan");
-    this.depotsLoaded = false;
     if (!canPlan) {
       // Not offered at all: the controls are gone from the page, so no key or script finds them.
       this.hubForm.remove();
@@ -201,7 +201,6 @@ export class PlansView {
     this.hubForm.querySelector("#hub-plan-no-depot").hidden = !none;
     this.hubForm.querySelector("button[type=submit]").disabled = none;
     select.disabled = none;
-    this.depotsLoaded = true;
   }
 
   _setupReplan() {
