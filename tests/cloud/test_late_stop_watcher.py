@@ -85,21 +85,13 @@ async def test_each_stored_late_stop_is_published_once_as_it_was_stored(
         await asyncio.sleep(0.3)  # several more passes: nothing is told twice
     rows = _stored(session_factory)
     assert len(heard) == len(rows) == watcher.alerts
-    assert (
-        {(a.vehicle_id, a.stop_id, a.late_by_s, a.plan_id, a.at) for a in heard}
-        == {
-            (
-                r.vehicle_id,
-                r.evidence["stop_id"],
-                r.evidence["late_by_s"],
-                r.evidence["plan_id"],
-                r.at,
-            )
-            for r in rows
-        }
-        and "s1" in {a.stop_id for a in heard}
-        and {a.plan_id for a in heard} == {plan_id}
-    )
+    told = {(a.vehicle_id, a.stop_id, a.late_by_s, a.plan_id, a.at) for a in heard}
+    assert told == {
+        (r.vehicle_id, r.evidence["stop_id"], r.evidence["late_by_s"], r.evidence["plan_id"], r.at)
+        for r in rows
+    }
+    assert "s1" in {a.stop_id for a in heard}
+    assert {a.plan_id for a in heard} == {plan_id}
 
 
 async def test_a_failing_publisher_loses_the_push_not_the_watcher(
