@@ -18,7 +18,7 @@ import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.app import create_app
-from cloud.dashboard.live import LiveFeed, LiveHub
+from cloud.dashboard.live import LiveFeed, LiveHub, late_stop_update
 from cloud.db import make_engine, make_session_factory, migrate
 from cloud.dispatch import OutboundDispatcher
 from cloud.errors import HubError
@@ -217,7 +217,11 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
                     chunk=settings.prune_chunk,
                 )
                 tg.create_task(forget.run(), name="hub-prune-ingested")
-                late = LateStopWatcher(session_factory=session_factory)
+                late = LateStopWatcher(
+                    session_factory=session_factory,
+                    interval_s=settings.late_stop_check_s,
+                    publish=lambda alert: live.publish(late_stop_update(alert)),
+                )
                 tg.create_task(late.run(), name="hub-late-stops")
                 kpis = KpiMaterialiser(
                     session_factory=session_factory,

@@ -171,6 +171,12 @@ class HubSettings(BaseSettings):
         default=25.0, gt=0, le=130, description="Typical van speed for the provisional ETA"
     )
     flows_poll_s: float = Field(default=0.5, gt=0, le=60)
+    late_stop_check_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often dispatched routes are checked for late stops",
+    )
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     webhook_backoff_s: float = Field(default=2.0, gt=0, le=3600)
     webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=86_400)

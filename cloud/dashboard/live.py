@@ -24,6 +24,7 @@ import aiomqtt
 
 from cloud.ingest import EXPECTED
 from cloud.services.events import severity_of
+from cloud.services.route_alerts import LATE_KIND, LateStop
 from edge.backoff import Backoff
 from edge.mqtt import connected, raise_if_cancelled
 from edge.settings import MqttSettings
@@ -79,6 +80,27 @@ def to_update(message: object) -> LiveUpdate:
             },
         )
     raise TypeError(f"no live view of {type(message).__name__}")
+
+
+def late_stop_update(alert: LateStop) -> LiveUpdate:
+    """A stop predicted late (born in the hub, not at a device) as the page sees a van's event:
+    the same fields ``/events`` gives it, so the page ranks and shows both alike."""
+    return LiveUpdate(
+        "vehicle_event",
+        {
+            "vehicle_id": alert.vehicle_id,
+            "kind": LATE_KIND,
+            "at": alert.at.isoformat(),
+            "severity": severity_of(LATE_KIND),
+            "lat": alert.lat,
+            "lon": alert.lon,
+            "evidence": {
+                "stop_id": alert.stop_id,
+                "late_by_s": alert.late_by_s,
+                "plan_id": alert.plan_id,
+            },
+        },
+    )
 
 
 class Subscription:

@@ -30,7 +30,14 @@ from protocol.messages import Position, TelemetryBatch
 from protocol.topics import Channel, vehicle_topic
 from tests.cloud import plan_rigs
 from tests.cloud.helpers import MASTER_SECRET, auth, mqtt_client
-from tests.dashboard.conftest import Stack, screenshot, sign_in, unlabelled_controls
+from tests.dashboard.conftest import (
+    LOCKER,
+    SITE,
+    Stack,
+    screenshot,
+    sign_in,
+    unlabelled_controls,
+)
 from tests.van_rig import sim_van_config
 
 pytestmark = pytest.mark.slow
@@ -101,6 +108,8 @@ async def test_ops_plans_in_the_page_dispatches_and_the_van_acknowledges_its_rou
     await _open_plans(page)
     assert await unlabelled_controls(page) == []
 
+    # A problem of its own is the advanced way, folded away under the hub's own parcels.
+    await page.get_by_text("Advanced: plan a problem file").click()
     # Garbage is refused in the page, a problem the hub cannot build by the hub, each saying why.
     await page.get_by_label("Problem JSON").fill("{not json")
     await page.get_by_role("button", name="Start plan").click()
@@ -310,10 +319,17 @@ async def test_a_viewer_sees_the_plans_but_is_offered_no_start_dispatch_or_repla
         await expect(page.locator("#plan-actions button")).to_have_count(0)
     await expect(page.locator(".route-states tr[data-vehicle]")).to_have_count(2)
     # Not offered at all: not in the page, not merely disabled or hidden.
-    for gone in ("#start-plan", "#replan-form", "#confirm-dispatch", "#plan-problem"):
+    for gone in (
+        "#hub-plan",
+        "#plan-advanced",
+        "#start-plan",
+        "#replan-form",
+        "#confirm-dispatch",
+        "#plan-problem",
+    ):
         await expect(page.locator(gone)).to_have_count(0)
     await expect(
-        page.get_by_role("button", name=re.compile("Dispatch|Re-plan|Start"))
+        page.get_by_role("button", name=re.compile("Dispatch|Re-plan|Start|Plan the"))
     ).to_have_count(0)
     assert await unlabelled_controls(page) == []
     await screenshot(page, "planning-viewer")
@@ -363,4 +379,162 @@ async def test_ops_replans_from_the_page_without_a_cancelled_stop(
             page.locator(f'#plan-summary .plan-vans tr[data-vehicle="{van}"]')
         ).to_contain_text(" → ".join(stops) if stops else "none")
     await expect(page.locator("#plan-table tbody tr")).to_have_count(2)
+    assert ops.errors == []
+
+
+DEPOT = "north"
+DEPOT_AT = (52.3700, 4.9000)
+HOMES = {"HOME-A": (52.3755, 4.8850), "HOME-B": (52.3680, 4.9060)}
+
+
+async def _hub_parcel(stack: Stack, **body: Any) -> str:
+    """A parcel created through the API and moved to the depot, as a shipper's integration would."""
+    r = await stack.api.post("/api/v1/parcels", json=body, headers=auth(Role.OPS))
+    assert r.status_code == 201, r.text
+    pid = str(r.json()["id"])
+    r = await stack.api.post(
+        f"/api/v1/parcels/{pid}/transitions", json={"to": "at_depot"}, headers=auth(Role.OPS)
+    )
+    assert r.status_code == 200, r.text
+    return pid
+
+
+async def test_ops_plans_a_depots_day_from_the_hubs_parcels_and_they_go_out_on_the_van(
+    stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    await _not_at_midnight()
+    ops = await sign_in(browser, stack, Role.OPS)
+    page = ops.page
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15_000)
+    await _open_plans(page)
+    # No depot has a site yet: the page says how to set one and offers no plan of nothing.
+    form = page.locator("#hub-plan")
+    await expect(form.locator("#hub-plan-no-depot")).to_be_visible()
+    await expect(page.get_by_role("button", name="Plan the depot's day")).to_be_disabled()
+    # The problem upload is the advanced way, folded away.
+    await expect(page.get_by_label("Problem JSON")).to_be_hidden()
+
+    # Sites through the API: the depot (open past midnight, so the story does not depend on the
+    # hour), its van, and the simulated locker with its 6 M compartments.
+    late = 48 * 3600
+    puts = [
+        (f"/api/v1/depots/{DEPOT}", {"lat": DEPOT_AT[0], "lon": DEPOT_AT[1], "closes_s": late}),
+        (
+            f"/api/v1/depots/{DEPOT}/vans/van-1",
+            {"capacity_parcels": 20, "shift_start_s": 0, "shift_end_s": late},
+        ),
+        (f"/api/v1/depots/{DEPOT}/lockers/{LOCKER}", {"lat": SITE[0], "lon": SITE[1]}),
+    ]
+    r = await stack.api.put(puts[0][0], json=puts[0][1], headers=auth(Role.OPS))
+    assert r.status_code == 200, r.text
+    # A depot without a van: the hub refuses to plan it, and the page says why.
+    await page.get_by_role("button", name="Map").click()
+    await _open_plans(page)
+    await expect(page.get_by_label("Depot", exact=True)).to_have_value(DEPOT)
+    await page.get_by_role("button", name="Plan the depot's day").click()
+    await expect(page.locator("#hub-plan-error")).to_contain_text("The hub refused (422")
+    await expect(page.locator("#hub-plan-error")).to_contain_text("has no van on shift")
+    assert len(ops.errors) == 1 and "422" in ops.errors[0], ops.errors
+    ops.errors.clear()
+    for path, body in puts[1:]:
+        r = await stack.api.put(path, json=body, headers=auth(Role.OPS))
+        assert r.status_code == 200, r.text
+    homes = {
+        ref: await _hub_parcel(stack, reference=ref, address=f"{ref} street", lat=at[0], lon=at[1])
+        for ref, at in HOMES.items()
+    }
+    in_locker = [await _hub_parcel(stack, locker_id=LOCKER, size="S") for _ in range(2)]
+    too_big = await _hub_parcel(stack, reference="TOO-BIG", locker_id=LOCKER, size="L")
+
+    # Shown again, the view has read the depots.
+    await page.get_by_role("button", name="Map").click()
+    await _open_plans(page)
+    await expect(form.locator("#hub-plan-no-depot")).to_be_hidden()
+    depot = page.get_by_label("Depot", exact=True)
+    await expect(depot.locator("option")).to_have_text([f"{DEPOT} (1 van, 1 locker)"])
+    await depot.select_option(DEPOT)
+    today = datetime.now(UTC).date().isoformat()
+    await page.get_by_label("Day of the plan").fill(today)
+    await page.get_by_label("Search time for the day (s)").fill("2")
+    await page.get_by_label("Engine").select_option("ortools")
+    async with page.expect_request(
+        lambda r: r.method == "POST" and r.url.endswith("/api/v1/plans/from-hub")
+    ) as sent:
+        await page.get_by_role("button", name="Plan the depot's day").click()
+    # What the form asked for, as the page sent it.
+    assert (await sent.value).post_data_json == {
+        "depot": DEPOT,
+        "day": today,
+        "time_limit_s": 2,
+        "engine": "ortools",
+    }
+    detail = page.locator("#plan-detail")
+    await expect(page.locator("#plan-progress-text")).to_have_text("Planning done.", timeout=30_000)
+    await expect(detail).to_have_attribute("data-status", "done")
+    plan_id = await detail.get_attribute("data-plan")
+    assert plan_id is not None
+    stored = (await stack.api.get(f"/api/v1/plans/{plan_id}", headers=auth(Role.OPS))).json()
+    assert (stored["depot"], stored["day"]) == (DEPOT, today)
+    assert stored["plan"]["routes"][0]["van_id"] == "van-1"
+    # The L parcel cannot go in an M compartment: left out, and the page says so and why.
+    assert [d["parcel_id"] for d in stored["dropped_parcels"]] == [too_big], stored
+    reason = stored["dropped_parcels"][0]["reason"]
+    assert "size L" in reason, reason
+    summary = page.locator("#plan-summary")
+    await expect(summary.locator("dl.facts")).to_contain_text(f"Depot{DEPOT}")
+    await expect(summary.locator("dl.facts")).to_contain_text("Parcels4 planned, 1 dropped")
+    await expect(summary.get_by_role("heading", name="Dropped parcels (1)")).to_be_visible()
+    await expect(
+        summary.locator(f'ul.dropped-parcels li[data-parcel="{too_big}"]')
+    ).to_contain_text(f"parcel {too_big[:8]}: {reason}")
+    # The parcels each stop delivers: the locker's two in one stop, each home parcel its own.
+    assert {stop: sorted(ps) for stop, ps in stored["parcels"].items()} == {
+        **{f"parcel-{pid}": [pid] for pid in homes.values()},
+        LOCKER: sorted(in_locker),
+    }
+    locker_row = summary.locator(f'.plan-parcels tr[data-stop="{LOCKER}"]')
+    await expect(locker_row).to_contain_text("2: ")
+    assert sorted(
+        await locker_row.locator(".parcel-id").evaluate_all("els => els.map(e => e.dataset.parcel)")
+    ) == sorted(in_locker)
+    for pid in homes.values():
+        row = summary.locator(f'.plan-parcels tr[data-stop="parcel-{pid}"]')
+        await expect(row).to_contain_text(f"home {pid[:8]}")
+        await expect(row.locator(".parcel-id")).to_have_text(pid[:8])
+    await expect(summary.locator('.plan-vans tr[data-vehicle="van-1"]')).to_contain_text(LOCKER)
+    assert await unlabelled_controls(page) == []
+    await screenshot(page, "planning-from-hub")
+
+    async with van_agent(tmp_path, stack.mqtt, "van-1"):
+        await page.get_by_role("button", name="Dispatch plan").click()
+        await expect(page.locator("#confirm-dispatch")).to_contain_text("3 stops on 1 van")
+        await page.get_by_role("button", name="Send the routes").click()
+        await expect(page.locator("#plan-result")).to_contain_text(f"Plan {plan_id[:8]} dispatched")
+        states = page.locator(".route-states")
+        await expect(states.locator('tr[data-vehicle="van-1"]')).to_have_attribute(
+            "data-state", "acknowledged", timeout=45_000
+        )
+        # On the map the van's route names a home stop by its parcel, short, as the plan does.
+        await page.get_by_role("button", name="Map").click()
+        card = page.locator('.route-card[data-vehicle="van-1"]')
+        await expect(card.locator("li[data-stop]")).to_have_count(3)
+        for pid in homes.values():
+            await expect(card.locator(f'li[data-stop="parcel-{pid}"] strong')).to_have_text(
+                f"home {pid[:8]}"
+            )
+        await expect(card.locator(f'li[data-stop="{LOCKER}"] strong')).to_have_text(LOCKER)
+        await screenshot(page, "map-route-from-hub")
+    # The dispatch put each planned parcel on the van, out for delivery; the dropped one stays.
+    out = {*homes.values(), *in_locker}
+    for pid in [*out, too_big]:
+        got = (await stack.api.get(f"/api/v1/parcels/{pid}", headers=auth(Role.OPS))).json()
+        want = ("out_for_delivery", "van-1") if pid in out else ("at_depot", None)
+        assert (got["status"], got["vehicle_id"]) == want, got
+    await page.get_by_role("button", name="Parcels").click()
+    for pid in [*out, too_big]:
+        row = page.locator(f'#parcel-table tbody tr[data-parcel="{pid}"]')
+        await expect(row.locator(".status")).to_have_text(
+            "out for delivery" if pid in out else "at depot"
+        )
+    await screenshot(page, "parcels-planned-from-hub")
     assert ops.errors == []

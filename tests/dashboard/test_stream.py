@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from edge.settings import MqttSettings
 from protocol.codec import encode
 from protocol.messages import DeviceStatus, Position, TelemetryBatch
 from protocol.topics import Channel, locker_topic, vehicle_topic
+from tests.cloud import plan_rigs
 from tests.cloud.helpers import KEYS, MASTER_SECRET, auth, mqtt_client
 from tests.cloud.token_rigs import JWT_SECRET, PASSWORDS, users
 
@@ -236,3 +238,72 @@ async def test_a_stream_closes_when_its_token_expires(tmp_path: Path) -> None:
     assert sent[-1].startswith("event: closed\ndata: ")
     reason = json.loads(sent[-1].split("data: ", 1)[1])["reason"]
     assert reason == f"the bearer token expired at {expires.isoformat()}; sign in again"
+
+
+async def _late_alert(lines: httpx.Response, stop_id: str) -> dict[str, Any]:
+    """Read the stream until the hub's ``route_late`` alert for ``stop_id`` (other events skipped)."""
+    event = ""
+    async for line in lines.aiter_lines():
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: ") and event == "vehicle_event":
+            body: dict[str, Any] = json.loads(line.removeprefix("data: "))
+            if body["kind"] == "route_late" and body["evidence"]["stop_id"] == stop_id:
+                return body
+    raise AssertionError("the stream ended without the late-stop alert")
+
+
+async def test_a_stop_predicted_late_is_pushed_to_open_streams_as_an_alert(
+    tmp_path: Path, mqtt_settings: MqttSettings
+) -> None:
+    settings = hub_settings_for(
+        state_dir=tmp_path,
+        mqtt=mqtt_settings,
+        master_secret=MASTER_SECRET,
+        api_keys=KEYS,
+        late_stop_check_s=0.3,
+    )
+    # Yesterday's plan: s1's window (until 12:00) has closed undone, late whatever the hour.
+    day = (datetime.now(UTC) - timedelta(days=1)).date()
+    async with running_hub(settings) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.post(
+            "/api/v1/plans", json=plan_rigs.request(day=day.isoformat()), headers=auth(Role.OPS)
+        )
+        assert r.status_code == 202, r.text
+        done = await plan_rigs.finished(client, r.json()["id"], headers=auth(Role.OPS))
+        assert done["status"] == "done", done
+        holder = next(
+            r["van_id"]
+            for r in done["plan"]["routes"]
+            if any(v["stop_id"] == "s1" for v in r["visits"])
+        )
+        r = await client.post(f"/api/v1/plans/{done['id']}/dispatch", headers=auth(Role.OPS))
+        assert r.status_code == 202, r.text
+        async with client.stream(
+            "GET", "/api/v1/stream", headers=auth(Role.VIEWER), timeout=30
+        ) as resp:
+            reader = asyncio.create_task(_late_alert(resp, "s1"))
+            await asyncio.sleep(0.5)  # subscribed; nothing is late for a van the hub never heard
+            assert not reader.done()
+            # The van reports from the depot that evening: the hub knows it, and s1 is late.
+            depot = plan_rigs.PROBLEM["depots"][0]["location"]
+            evening = datetime(day.year, day.month, day.day, 23, 50, tzinfo=UTC)
+            fix = Position(t=evening, lat=depot[0], lon=depot[1], fix="3d")
+            async with mqtt_client(mqtt_settings, "test-late-van") as van:
+                batch = TelemetryBatch(vehicle_id=holder, seq=1, points=(fix,))
+                await van.publish(vehicle_topic(holder, Channel.TELEMETRY), encode(batch), qos=1)
+            alert = await asyncio.wait_for(reader, timeout=30)
+        feed = await client.get(
+            "/api/v1/events", params={"alerts_only": "true"}, headers=auth(Role.VIEWER)
+        )
+    assert alert["vehicle_id"] == holder
+    assert alert["severity"] == "warning"
+    assert alert["evidence"]["plan_id"] == done["id"]
+    assert alert["evidence"]["late_by_s"] > 0
+    # The same alert the event feed has stored (a page that reloads sees it once, not twice).
+    stored = [e for e in feed.json()["data"] if e["kind"] == "route_late"]
+    match = [e for e in stored if e["evidence"]["stop_id"] == "s1"]
+    assert len(match) == 1, stored
+    assert match[0]["device_id"] == holder
+    assert match[0]["evidence"] == alert["evidence"]
+    assert datetime.fromisoformat(match[0]["at"]) == datetime.fromisoformat(alert["at"])

@@ -5,6 +5,16 @@ import { clear, clock, h } from "./dom.js";
 const MAX_ITEMS = 300;
 const RANK = { info: 0, warning: 1, critical: 2 };
 
+// What happened, in words: most kinds by name; a stop predicted late (the hub's route_late, from
+// /events or the live stream alike) with its stop and by how many minutes.
+export function describe(e) {
+  if (e.kind === "route_late" && e.evidence) {
+    const minutes = Math.max(1, Math.round((e.evidence.late_by_s || 0) / 60));
+    return ` stop predicted late: stop ${e.evidence.stop_id}, ${minutes} min late`;
+  }
+  return ` ${e.kind.replaceAll("_", " ")}${e.reason ? ` — ${e.reason}` : ""}`;
+}
+
 export class AlertsFeed {
   constructor({ list, alertsOnly, badge }) {
     this.list = list;
@@ -54,7 +64,6 @@ export class AlertsFeed {
     for (const e of this.items) {
       if (RANK[e.severity] < minimum) continue;
       const where = e.compartment ? ` #${e.compartment}` : "";
-      const detail = e.reason ? ` — ${e.reason}` : "";
       this.list.append(
         h(
           "li",
@@ -62,7 +71,7 @@ export class AlertsFeed {
           h("span", { class: "sev" }, e.severity),
           h("time", { datetime: e.at }, clock(e.at)),
           h("strong", {}, `${e.source} ${e.device_id}${where}`),
-          h("span", {}, ` ${e.kind.replaceAll("_", " ")}${detail}`),
+          h("span", {}, describe(e)),
         ),
       );
     }

@@ -53,3 +53,9 @@ export function debounce(fn, ms) {
     timer = setTimeout(() => fn(...args), ms);
   };
 }
+
+// A stop as people read it: the hub names a home stop after its parcel ("parcel-<uuid>", see
+// cloud/services/day_plans.py), shown short; any other stop id as it is.
+export function stopName(id) {
+  return /^parcel-[0-9a-f-]{36}$/.test(id) ? `home ${id.slice(7, 15)}` : id;
+}

@@ -17,6 +17,13 @@ const KEY_STORAGE = "lastmile.token";
 const $ = (sel) => document.querySelector(sel);
 const config = JSON.parse(document.querySelector('meta[name="lastmile-config"]').content);
 
+// {locker id: [lat, lon]} from GET /depots.
+function lockerSitesOf(depots) {
+  const sites = {};
+  for (const d of depots) for (const lk of d.lockers) sites[lk.locker_id] = [lk.lat, lk.lon];
+  return sites;
+}
+
 function showSignIn(message = "") {
   sessionStorage.removeItem(KEY_STORAGE);
   for (const el of document.querySelectorAll(".view")) el.hidden = true;
@@ -159,11 +166,14 @@ function start(token, me) {
   async function loadState() {
     if (canFleet) {
       alerts.beginLoad();
-      const [vans, lockerPage, events] = await Promise.all([
+      const [vans, lockerPage, events, depots] = await Promise.all([
         api.get("/vehicles"),
         api.get("/lockers"),
         api.get("/events?limit=100"),
+        api.get("/depots"),
       ]);
+      // The lockers' sites the hub keeps (PUT /depots/{id}/lockers/{locker}) place them on the map.
+      if (map) map.setLockerSites(lockerSitesOf(depots.data));
       for (const v of vans.data) {
         fleet.setVan(v.id, { online: v.online, point: v.last_position });
         if (v.last_position && map) map.moveVan(v.id, v.last_position, { online: v.online });

@@ -20,7 +20,10 @@ export class FleetMap {
     this.map.setView([52.37, 4.895], 13);
     this.vans = new Map();
     this.lockers = new Map();
-    this.sites = config.lockerSites || {};
+    // Where each locker stands: the hub's own sites (GET /depots, setLockerSites) where it has
+    // one, else the hub settings' map_locker_sites, for lockers no depot lists yet.
+    this.configSites = config.lockerSites || {};
+    this.sites = { ...this.configSites };
     this.fitted = false;
     this.colours = new Map(); // van id -> its route's colour (routes.js)
     this.extraPoints = () => []; // more to frame in fitAll (the planned routes' stops)
@@ -139,6 +142,13 @@ export class FleetMap {
     );
   }
 
+  // The lockers' sites from the hub's database ({id: [lat, lon]}): they win over the settings'
+  // positions, which stay for lockers the database does not place. Markers move to match.
+  setLockerSites(sites) {
+    this.sites = { ...this.configSites, ...sites };
+    for (const entry of this.lockers.values()) this.setLocker(entry.locker);
+  }
+
   setLocker(locker) {
     const site = this.sites[locker.id];
     let entry = this.lockers.get(locker.id);
@@ -168,7 +178,10 @@ export class FleetMap {
       });
       entry.marker.getElement().dataset.locker = locker.id;
     }
+    entry.marker.setLatLng(site);
     const el = entry.marker.getElement();
+    el.dataset.lat = String(site[0]);
+    el.dataset.lon = String(site[1]);
     el.querySelector("span").textContent = label;
     el.classList.toggle("offline", !locker.online);
     el.classList.toggle("full", locker.compartments > 0 && locker.occupied >= locker.compartments);

@@ -1,17 +1,26 @@
-// The planning view: start a plan (roles that may command vans), watch its job run, read its
-// summary (vans, stops, km, CO2, dropped stops and why), dispatch it or re-plan it. A viewer sees
-// the plans and their routes; the start form and the dispatch and re-plan buttons are removed
-// from the page for it, not merely disabled.
-import { clear, clock, h } from "./dom.js";
+// The planning view: start a plan (roles that may command vans) -- a depot's day from the hub's
+// own parcels, or (advanced) a problem file -- watch its job run, read its summary (vans, stops,
+// km, CO2, dropped stops and why; for a hub plan its dropped parcels and each stop's parcels),
+// dispatch it or re-plan it. A viewer sees the plans and their routes; the start forms and the
+// dispatch and re-plan buttons are removed from the page for it, not merely disabled.
+import { clear, clock, h, stopName } from "./dom.js";
 
 const POLL_MS = 1000;
 const MAX_FILE_BYTES = 5 * 1024 * 1024;
 
 export class PlanInputError extends Error {}
 
-// The one place a planning request is built from the form. Today it posts a problem in our JSON
-// format; a "plan the hub's own parcels" option changes this function only.
-export function planRequest({ problemText, timeLimitS, day }) {
+// The one place a planning request is built from the forms: the primary way plans a depot's day
+// from the parcels the hub holds (``source: "hub"``); the advanced way posts a problem in our JSON
+// format.
+export function planRequest({ source = "problem", problemText, timeLimitS, day, depot, engine }) {
+  if (source === "hub") {
+    if (!depot) throw new PlanInputError("Choose a depot: the hub plans one depot's day at a time.");
+    const body = { depot, time_limit_s: timeLimitS };
+    if (engine) body.engine = engine;
+    if (day) body.day = day;
+    return { path: "/plans/from-hub", body };
+  }
   let problem;
   try {
     problem = JSON.parse(problemText);
@@ -57,6 +66,14 @@ function hours(seconds) {
 
 const short = (id) => id.slice(0, 8);
 
+// Parcels on the plan's routes (a stop the solver dropped delivers none).
+function plannedParcels(p) {
+  return p.plan.routes.reduce(
+    (n, r) => n + stopVisits(r).reduce((m, v) => m + ((p.parcels || {})[v.stop_id] || []).length, 0),
+    0,
+  );
+}
+
 export class PlansView {
   constructor({ api, root, canPlan, onDispatched }) {
     this.api = api;
@@ -82,13 +99,16 @@ export class PlansView {
     this.dialog = $("#confirm-dispatch");
     this.replanForm = $("#replan-form");
     this.startForm = $("#start-plan");
+    this.hubForm = $("#hub-plan");
     if (!canPlan) {
       // Not offered at all: the controls are gone from the page, so no key or script finds them.
-      this.startForm.remove();
+      this.hubForm.remove();
+      $("#plan-advanced").remove();
       this.replanForm.remove();
       this.dialog.remove();
-      this.startForm = this.replanForm = this.dialog = null;
+      this.startForm = this.hubForm = this.replanForm = this.dialog = null;
     } else {
+      this._setupHubPlan();
       this._setupStart();
       this._setupReplan();
     }
@@ -108,35 +128,79 @@ export class PlansView {
       }
       text.value = await file.text();
     });
-    form.addEventListener("submit", async (event) => {
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
-      errorBox.textContent = "";
-      let request;
-      try {
-        request = planRequest({
+      this._start(form, errorBox, text, () =>
+        planRequest({
           problemText: text.value,
           timeLimitS: Number(form.querySelector("#plan-time-limit").value) || 5,
           day: form.querySelector("#plan-day").value,
-        });
-      } catch (err) {
-        if (!(err instanceof PlanInputError)) throw err;
-        errorBox.textContent = err.message;
-        text.focus();
-        return;
-      }
-      const button = form.querySelector("button[type=submit]");
-      button.disabled = true;
-      try {
-        const job = await this.api.post(request.path, request.body);
-        this._put(job);
-        this.select(job.id);
-        this.follow(job.id);
-      } catch (err) {
-        errorBox.textContent = err.describe ? err.describe() : String(err);
-      } finally {
-        button.disabled = false;
-      }
+        }),
+      );
     });
+  }
+
+  _setupHubPlan() {
+    const form = this.hubForm;
+    const errorBox = form.querySelector("#hub-plan-error");
+    const depot = form.querySelector("#hub-plan-depot");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this._start(form, errorBox, depot, () =>
+        planRequest({
+          source: "hub",
+          depot: depot.value,
+          timeLimitS: Number(form.querySelector("#hub-plan-time-limit").value) || 5,
+          day: form.querySelector("#hub-plan-day").value,
+          engine: form.querySelector("#hub-plan-engine").value,
+        }),
+      );
+    });
+  }
+
+  // Build the request (refused in the page with the reason), post it, then follow the new job.
+  async _start(form, errorBox, focusOnError, build) {
+    errorBox.textContent = "";
+    let request;
+    try {
+      request = build();
+    } catch (err) {
+      if (!(err instanceof PlanInputError)) throw err;
+      errorBox.textContent = err.message;
+      focusOnError.focus();
+      return;
+    }
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const job = await this.api.post(request.path, request.body);
+      this._put(job);
+      this.select(job.id);
+      this.follow(job.id);
+    } catch (err) {
+      errorBox.textContent = err.describe ? err.describe() : String(err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // The depots with a site (GET /depots) fill the depot choice; the one chosen stays chosen.
+  async loadDepots() {
+    if (!this.hubForm) return;
+    const page = await this.api.get("/depots");
+    const select = this.hubForm.querySelector("#hub-plan-depot");
+    const chosen = select.value;
+    clear(select);
+    for (const d of page.data) {
+      const vans = d.vans.length === 1 ? "1 van" : `${d.vans.length} vans`;
+      const lockers = d.lockers.length === 1 ? "1 locker" : `${d.lockers.length} lockers`;
+      select.append(h("option", { value: d.id }, `${d.id} (${vans}, ${lockers})`));
+    }
+    if (page.data.some((d) => d.id === chosen)) select.value = chosen;
+    const none = page.data.length === 0;
+    this.hubForm.querySelector("#hub-plan-no-depot").hidden = !none;
+    this.hubForm.querySelector("button[type=submit]").disabled = none;
+    select.disabled = none;
   }
 
   _setupReplan() {
@@ -175,6 +239,7 @@ export class PlansView {
   }
 
   async refresh() {
+    if (this.hubForm) this.loadDepots().catch((err) => console.warn("depots failed", err));
     const page = await this.api.get("/plans?limit=50");
     for (const p of page.data) {
       const known = this.plans.get(p.id);
@@ -303,7 +368,10 @@ export class PlansView {
         fact("CO₂", `${t.co2.toFixed(1)} kg`),
         fact("Driving", hours(t.drivingS)),
         fact("Feasible", p.plan.feasible ? "yes" : `no: ${p.plan.violations.join("; ")}`),
+        p.depot ? fact("Depot", p.depot) : [],
+        p.depot ? fact("Parcels", `${plannedParcels(p)} planned, ${(p.dropped_parcels || []).length} dropped`) : [],
       ),
+      ...(p.depot ? this._hubParcels(p) : []),
       h("h4", {}, `Dropped stops (${t.dropped.length})`),
       t.dropped.length
         ? h(
@@ -329,7 +397,7 @@ export class PlansView {
               "tr",
               { dataset: { vehicle: r.van_id } },
               h("th", { scope: "row" }, r.van_id),
-              h("td", {}, stopVisits(r).map((v) => v.stop_id).join(" → ") || "none"),
+              h("td", {}, stopVisits(r).map((v) => stopName(v.stop_id)).join(" → ") || "none"),
               h("td", {}, (r.distance_m / 1000).toFixed(1)),
               h("td", {}, r.co2_kg.toFixed(1)),
               h("td", {}, dayTime(p.day, r.start)),
@@ -339,6 +407,49 @@ export class PlansView {
         ),
       ),
     );
+  }
+
+  // A plan from the hub's parcels: which parcels were left out and why, and what each stop delivers.
+  _hubParcels(p) {
+    const dropped = p.dropped_parcels || [];
+    const routed = p.plan.routes.flatMap((r) => stopVisits(r).map((v) => [r.van_id, v.stop_id]));
+    return [
+      h("h4", {}, `Dropped parcels (${dropped.length})`),
+      dropped.length
+        ? h(
+            "ul",
+            { class: "dropped dropped-parcels" },
+            dropped.map((d) =>
+              h("li", { dataset: { parcel: d.parcel_id } }, h("strong", {}, `parcel ${short(d.parcel_id)}`), `: ${d.reason}`),
+            ),
+          )
+        : h("p", { class: "help" }, "None: every parcel the depot holds is on a route."),
+      h(
+        "table",
+        { class: "data plan-parcels" },
+        h("caption", {}, "Parcels per stop"),
+        h("thead", {}, h("tr", {}, ["Van", "Stop", "Parcels"].map((c) => h("th", { scope: "col" }, c)))),
+        h(
+          "tbody",
+          {},
+          routed.map(([van, stop]) => {
+            const parcels = (p.parcels || {})[stop] || [];
+            return h(
+              "tr",
+              { dataset: { stop, vehicle: van } },
+              h("td", {}, van),
+              h("th", { scope: "row" }, stopName(stop)),
+              h(
+                "td",
+                {},
+                `${parcels.length}: `,
+                parcels.flatMap((id, k) => [k ? ", " : "", h("span", { class: "parcel-id", dataset: { parcel: id } }, short(id))]),
+              ),
+            );
+          }),
+        ),
+      ),
+    ];
   }
 
   _renderActions(p) {

@@ -4,7 +4,7 @@
 // The hub's record (GET /plans/{id}) is the truth; the live stream only says when to re-read it:
 // a van's route ack, a van's telemetry (its ETAs and geofenced stops move), and a slow timer
 // (a stop turns late as the clock passes its due time even when no van speaks).
-import { clear, h } from "./dom.js";
+import { clear, h, stopName } from "./dom.js";
 
 const L = window.L;
 // Distinct, dark enough for white numbers on them (WCAG AA); none is the "late" red, nor the van
@@ -63,6 +63,7 @@ export function routeStops(route, etas, now = Date.now()) {
     return {
       n: k + 1,
       id: s.stop_id,
+      name: stopName(s.stop_id),
       kind: s.kind,
       latlng: [s.lat, s.lon],
       eta,
@@ -78,7 +79,7 @@ function stopSentence(vehicleId, stop, total) {
   const state = stop.done ? "done" : stop.lateBy > 0 ? `late by ${minutes(stop.lateBy)}` : "on time";
   const due = stop.due ? `, due ${timeOf(stop.due)}` : "";
   const eta = stop.done ? "" : `, ETA ${timeOf(stop.eta)}${stop.refreshed ? "" : " (planned)"}`;
-  return `Van ${vehicleId} stop ${stop.n} of ${total}, ${stop.id}${eta}${due}, ${state}`;
+  return `Van ${vehicleId} stop ${stop.n} of ${total}, ${stop.name}${eta}${due}, ${state}`;
 }
 
 // Draws the routes on the Leaflet map and lists them beside it.
@@ -130,7 +131,7 @@ export class RouteLayer {
     for (const s of stops) {
       const marker = L.marker(s.latlng, {
         icon: L.divIcon({ className: "stop-marker", html: "<span></span>", iconSize: [30, 30], iconAnchor: [15, 15] }),
-        title: `${route.vehicle_id} stop ${s.n}: ${s.id}`,
+        title: `${route.vehicle_id} stop ${s.n}: ${s.name}`,
         alt: `Stop ${s.n} of van ${route.vehicle_id}`,
         keyboard: true,
       }).addTo(this.group);
@@ -138,7 +139,7 @@ export class RouteLayer {
         h(
           "div",
           { class: "popup" },
-          h("strong", {}, `${route.vehicle_id} · stop ${s.n}: ${s.id}`),
+          h("strong", {}, `${route.vehicle_id} · stop ${s.n}: ${s.name}`),
           h("br"),
           s.done ? "✓ done" : `ETA ${timeOf(s.eta)}${s.refreshed ? "" : " (planned)"}`,
           s.due ? ` · due ${timeOf(s.due)}` : "",
@@ -187,7 +188,7 @@ export class RouteLayer {
           h(
             "li",
             { class: s.done ? "done" : s.lateBy > 0 ? "late" : "", dataset: { stop: s.id } },
-            h("strong", {}, s.id),
+            h("strong", {}, s.name),
             " ",
             s.done
               ? h("span", { class: "mark" }, "✓ done")
