@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from cloud.fleet import DepotName
 from cloud.planning.formats import ProblemSpec, StopSpec
+from protocol.messages import DeviceId
 
 #: Tests and the demo plan in a second or two; a real fleet's morning plan in a minute or so.
 MAX_TIME_LIMIT_S = 300.0
@@ -102,8 +104,8 @@ class PlanJobsPublic(BaseModel):
 class HubPlanCreate(_Strict):
     """Plan a depot's day from the parcels the hub holds (``POST /plans/from-hub``)."""
 
-    depot: str = Field(min_length=1, max_length=64, description="a depot with a site")
-    exclude_vans: list[str] = Field(
+    depot: DepotName = Field(description="a depot with a site")
+    exclude_vans: list[DeviceId] = Field(
         default=[], max_length=100, description="vans of the depot not to plan (broken down)"
     )
     day: dt.date | None = Field(default=None, description="today when left out")
