@@ -39,8 +39,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _watched(session: Session, *, now: datetime) -> list[PlanJob]:
-    """Plans dispatched in the last :data:`WATCH_FOR` and not yet replaced by a re-plan."""
+def plans_in_force(session: Session, *, now: datetime) -> list[PlanJob]:
+    """Plans dispatched in the last :data:`WATCH_FOR` and not yet replaced by a re-plan: the ones
+    late alerts and customer ETAs (:mod:`cloud.services.route_eta`) are judged on."""
     dispatched = list(
         session.scalars(select(PlanJob).where(PlanJob.dispatched_at >= now - WATCH_FOR))
     )
@@ -69,7 +70,7 @@ def check_late(session: Session, *, now: Callable[[], datetime] = utcnow) -> int
 def store_late(session: Session, *, now: Callable[[], datetime] = utcnow) -> list[LateStop]:
     """Store an alert for every stop newly predicted late; commit. Returns the new alerts."""
     made: list[LateStop] = []
-    for row in _watched(session, now=now()):
+    for row in plans_in_force(session, now=now()):
         seen = plan_jobs.progress(session, row=row, now=now)
         if seen is None:
             continue

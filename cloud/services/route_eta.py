@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from cloud.models import Parcel, PlanDispatch, PlanJob
 from cloud.services import plan_jobs
-from cloud.services.route_alerts import WATCH_FOR
+from cloud.services.route_alerts import plans_in_force
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +42,7 @@ def _stop_names(parcel: Parcel) -> set[str]:
 
 def _candidates(session: Session, *, parcel: Parcel, now: datetime) -> list[PlanDispatch]:
     """Routes of live plans that hold one of the parcel's stop names, best first."""
-    plans = list(session.scalars(select(PlanJob).where(PlanJob.dispatched_at >= now - WATCH_FOR)))
-    superseded = {p.parent_id for p in plans if p.parent_id is not None}
-    live = [p.id for p in plans if p.id not in superseded]
+    live = [p.id for p in plans_in_force(session, now=now)]
     if not live:
         return []
     names = _stop_names(parcel)
