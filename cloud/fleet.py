@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from protocol.messages import DeviceId
 
-DepotName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+DEPOT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+DepotName = Annotated[str, StringConstraints(pattern=DEPOT_NAME_PATTERN)]
 VehicleType = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{0,39}$")]
 
 DEFAULT_EMISSION_G_PER_KM: dict[str, float] = {

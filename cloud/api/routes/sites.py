@@ -18,13 +18,14 @@ from cloud.api.site_schemas import (
     LockerSitePublic,
     LockerSitePut,
 )
+from cloud.fleet import DEPOT_NAME_PATTERN
 from cloud.services import sites as service
 
 router = APIRouter(
     prefix="/depots", tags=["sites"], responses=problem_responses(401, 403, 404, 422)
 )
 
-Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Name = Annotated[str, Path(pattern=DEPOT_NAME_PATTERN)]
 
 
 def _public(view: service.DepotView) -> DepotPublic:
