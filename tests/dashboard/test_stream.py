@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,8 @@ from tests.cloud.token_rigs import JWT_SECRET, PASSWORDS, users
 pytestmark = pytest.mark.slow
 
 
-async def _events(lines: httpx.Response, wanted: int) -> list[tuple[str, object]]:
-    """Parse server-sent events off ``lines`` until ``wanted`` of them (comments skipped)."""
-    out: list[tuple[str, object]] = []
+async def _sse(lines: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+    """The server-sent events of ``lines`` as (event, parsed data), comments skipped."""
     event, data = "message", ""
     async for line in lines.aiter_lines():
         if line.startswith("event: "):
@@ -40,10 +40,17 @@ async def _events(lines: httpx.Response, wanted: int) -> list[tuple[str, object]
         elif line.startswith("data: "):
             data = line.removeprefix("data: ")
         elif line == "" and data:
-            out.append((event, json.loads(data)))
-            if len(out) == wanted:
-                return out
+            yield event, json.loads(data)
             event, data = "message", ""
+
+
+async def _events(lines: httpx.Response, wanted: int) -> list[tuple[str, object]]:
+    """Parse server-sent events off ``lines`` until ``wanted`` of them (comments skipped)."""
+    out: list[tuple[str, object]] = []
+    async for item in _sse(lines):
+        out.append(item)
+        if len(out) == wanted:
+            break
     return out
 
 
@@ -108,17 +115,7 @@ async def test_the_stream_ends_when_the_hub_stops(
 
 async def _until_closed(resp: httpx.Response) -> list[tuple[str, object]]:
     """Every event of ``resp`` up to and including ``closed``, then the stream's end."""
-    out: list[tuple[str, object]] = []
-    event, data = "message", ""
-    async for line in resp.aiter_lines():
-        if line.startswith("event: "):
-            event = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            data = line.removeprefix("data: ")
-        elif line == "" and data:
-            out.append((event, json.loads(data)))
-            event, data = "message", ""
-    return out
+    return [item async for item in _sse(resp)]
 
 
 async def test_a_key_and_a_token_revoked_through_the_api_close_their_open_streams(
@@ -242,14 +239,10 @@ async def test_a_stream_closes_when_its_token_expires(tmp_path: Path) -> None:
 
 async def _late_alert(lines: httpx.Response, stop_id: str) -> dict[str, Any]:
     """Read the stream until the hub's ``route_late`` alert for ``stop_id`` (other events skipped)."""
-    event = ""
-    async for line in lines.aiter_lines():
-        if line.startswith("event: "):
-            event = line.removeprefix("event: ")
-        elif line.startswith("data: ") and event == "vehicle_event":
-            body: dict[str, Any] = json.loads(line.removeprefix("data: "))
-            if body["kind"] == "route_late" and body["evidence"]["stop_id"] == stop_id:
-                return body
+    async for event, body in _sse(lines):
+        late = event == "vehicle_event" and body["kind"] == "route_late"
+        if late and body["evidence"]["stop_id"] == stop_id:
+            return dict(body)
     raise AssertionError("the stream ended without the late-stop alert")
 
 
