@@ -9,7 +9,8 @@ takes them, for ``--seconds``. Each publisher records the message ids it got a P
   acknowledged point (the backlog the broker queued counts against ingest, not for it).
 - ``lost``: acknowledged points not in the database; ``duplicated``: rows beyond one per point.
 - ``copy_rows_per_s``: the same rows COPYed by one connection into a scratch table with the same
-  columns and indexes, in transactions of the ingest batch's size; ``ratio`` = ingest / COPY.
+  columns and indexes, in transactions of the ingest batch's size, on the settled server (after
+  the run, vacuumed and checkpointed); ``ratio`` = ingest / COPY.
 - ``worker_cpu_us_per_point``, ``publisher_cpu_us_per_point``: CPU time (user + system) the ingest
   workers (from their subscription until the database held every point) and the publishers (from
   their connection) used per stored point. On a machine shared with other work the rates
@@ -50,8 +51,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from cloud.broker import MosquittoBroker
 from cloud.db import migrate
 from cloud.ingest import subscriptions
+from cloud.lean_publish import use_buffered_reads
 from cloud.pgtest import ThrowawayPostgres, libpq_url
-from cloud.services.ingest import POSITION_PG_TYPES
+from cloud.services.ingest import POSITION_COLUMNS, POSITION_PG_TYPES
 from edge.mqtt import connected, make_client
 from edge.settings import MqttSettings
 from protocol.messages import TelemetryBatch
@@ -127,9 +129,11 @@ def _lean_puback(client: paho.Client) -> None:
 def _publish(args: argparse.Namespace) -> None:
     """One publisher process: its vans, round-robin, until the deadline; ids acked -> out file.
 
-    Plain paho with its network loop in a thread and a window of ``PUBLISH_WINDOW`` QoS 1
-    messages in flight: the asyncio client's task and future per publish cost these publishers,
-    which share the cores with what they measure, about as much CPU as building the payloads.
+    Plain paho in one thread, with a window of ``PUBLISH_WINDOW`` QoS 1 messages in flight. With
+    no network thread paho writes each PUBLISH at once, and PUBACKs are read between publishes:
+    handing each publish to paho's own thread cost a wake-up, a socket pair write and GIL hand-
+    offs per message (py-spy), and the asyncio client's task and future per publish cost about as
+    much as building the payloads. These publishers share the cores with what they measure.
     """
     rng = random.Random(args.index)
     vans = [f"van-{args.index}-{i:04d}" for i in range(args.vans)]
@@ -139,22 +143,13 @@ def _publish(args: argparse.Namespace) -> None:
     payloads = Payloads(rng)
     acked: list[tuple[str, int]] = []
     pending: dict[int, tuple[str, int]] = {}  # mid -> (message id, points), until its PUBACK
-    early: set[int] = set()  # PUBACKs that beat publish() returning the mid
-    lock = threading.Lock()
-    window = threading.BoundedSemaphore(PUBLISH_WINDOW)
-    connected_ = threading.Event()
+    connected_: list[object] = []
 
     def on_connect(_c: paho.Client, _u: object, _f: object, rc: object, _p: object) -> None:
-        connected_.set()
+        connected_.append(rc)
 
     def on_publish(_c: paho.Client, _u: object, mid: int, _rc: object, _p: object) -> None:
-        with lock:
-            item = pending.pop(mid, None)
-            if item is None:
-                early.add(mid)
-            else:
-                acked.append(item)
-        window.release()
+        acked.append(pending.pop(mid))
 
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
@@ -163,12 +158,15 @@ def _publish(args: argparse.Namespace) -> None:
     )
     client.max_inflight_messages_set(PUBLISH_WINDOW)
     _lean_puback(client)
+    use_buffered_reads(client)  # PUBACKs are 4 bytes: one read for many, not three each
     client.on_connect = on_connect
     client.on_publish = on_publish
     client.connect("127.0.0.1", args.port)
-    client.loop_start()
-    if not connected_.wait(60):
-        raise SystemExit("the publisher could not connect")
+    give_up = time.monotonic() + 60
+    while not connected_:
+        if time.monotonic() > give_up:
+            raise SystemExit("the publisher could not connect")
+        client.loop(timeout=0.5)
     print(READY, flush=True)
     sys.stdin.readline()  # go
     # Paced, not flat out: an unpaced publisher outruns ingest by millions of points that the
@@ -179,30 +177,28 @@ def _publish(args: argparse.Namespace) -> None:
     sent_points = 0
     while time.monotonic() < deadline:
         for van in vans:
-            ahead = sent_points / points_per_s - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)
+            while (ahead := sent_points / points_per_s - (time.monotonic() - started)) > 0:
+                client.loop(timeout=ahead)  # PUBACKs meanwhile
+            while len(pending) >= PUBLISH_WINDOW:
+                client.loop(timeout=1.0)
             n = rng.randint(50, 60)
             sent_points += n
             seq[van] += 1
             message_id = str(uuid.uuid4())
             payload = payloads.build(message_id, van, seq[van], clock[van], n)
             clock[van] += n
-            window.acquire()
-            # Not under the lock: paho calls on_publish holding its own lock, which publish takes.
             info = client.publish(topics[van], payload, qos=1)
-            with lock:
-                if info.mid in early:
-                    early.discard(info.mid)
-                    acked.append((message_id, n))
-                else:
-                    pending[info.mid] = (message_id, n)
+            pending[info.mid] = (message_id, n)
+            if info.mid % 8 == 0:
+                client.loop(timeout=0)  # take the PUBACKs that are in, write what is left
             if time.monotonic() >= deadline:
                 break
-    for _ in range(PUBLISH_WINDOW):  # every PUBACK back
-        window.acquire()
+    give_up = time.monotonic() + 120
+    while pending:  # every PUBACK back
+        if time.monotonic() > give_up:
+            raise SystemExit(f"{len(pending)} PUBACKs never came")
+        client.loop(timeout=1.0)
     client.disconnect()
-    client.loop_stop()
     Path(args.out).write_text(json.dumps(acked))
 
 
@@ -265,20 +261,23 @@ def _children_cpu_s() -> float:
 
 
 def _copy_rate(url: str, limit: int, batch: int) -> float:
-    """Rows/s of COPYing the stored positions again, batch-sized transactions, one connection."""
+    """Rows/s of COPYing the stored positions again, batch-sized transactions, one connection.
+
+    Measured on a settled server: the run's rows are vacuumed and analysed and a checkpoint
+    written first. Otherwise autovacuum, woken by the millions of rows ingest just wrote, and the
+    run's pending checkpoint share the cores with the COPY and flatter the ratio (one run here:
+    114k rows/s unsettled against 150k in a quiet one).
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) positions")
+        conn.execute("CHECKPOINT")
     with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT vehicle_id, t, lat, lon, speed_mps, heading_deg, alt_m, hdop, sats, fix,"
-            " message_id FROM positions LIMIT %s",
-            (limit,),
-        ).fetchall()
+        columns = ", ".join(POSITION_COLUMNS)
+        rows = conn.execute(f"SELECT {columns} FROM positions LIMIT %s", (limit,)).fetchall()
         conn.execute("CREATE TABLE scratch (LIKE positions INCLUDING ALL)")
         conn.commit()
         per_tx = batch * 55
         fmt = "FROM STDIN (FORMAT BINARY)"  # the same COPY as ingest's, at its best
-        columns = (
-            "vehicle_id, t, lat, lon, speed_mps, heading_deg, alt_m, hdop, sats, fix, message_id"
-        )
         started = time.perf_counter()
         for i in range(0, len(rows), per_tx):
             with conn.cursor() as cur, cur.copy(f"COPY scratch ({columns}) {fmt}") as copy:

@@ -42,6 +42,19 @@ _valid_point = st.fixed_dictionaries(
         "fix": st.sampled_from(["2d", "3d", None]),
     },
 )
+_full_point = st.fixed_dictionaries(
+    {
+        "t": _times,
+        "lat": _within(-90, 90),
+        "lon": _within(-180, 180),
+        "speed_mps": _within(0, 150) | st.none(),
+        "heading_deg": _within(0, 359.99) | st.none(),
+        "alt_m": st.floats(allow_nan=False, allow_infinity=False) | st.none(),
+        "hdop": _within(0, 99) | st.none(),
+        "sats": st.integers(min_value=0, max_value=255) | st.none(),
+        "fix": st.sampled_from(["2d", "3d", None]),
+    }
+)
 _valid_batch = st.fixed_dictionaries(
     {
         "v": st.just(1),
@@ -159,10 +172,25 @@ def test_a_typical_batch_takes_the_fast_path() -> None:
     assert isinstance(item, Accepted)
     assert isinstance(item.message, TelemetryRows)
     assert item.message.id == UUID(message_id)
-    assert [(r[0], r[2], r[8], r[9]) for r in item.message.positions] == [
+    assert [(r[9], r[1], r[7], r[8]) for r in item.message.positions] == [
         ("van-1", 52.37, None, "3d"),
         ("van-1", 52.38, 9, None),
     ]
+
+
+@settings(max_examples=50, deadline=None)
+@given(batch=_valid_batch, full=st.lists(_full_point, min_size=1, max_size=4))
+def test_points_with_every_field_and_points_without_yield_the_models_rows(
+    batch: dict[str, Any], full: list[dict[str, Any]]
+) -> None:
+    """Points carrying every field take one route to a row, points leaving one out another (the
+    edge omits None): both must give the model's rows, also mixed in one batch."""
+    for points in (full, [*full, *batch["points"]]):
+        payload = json.dumps({**batch, "points": points}).encode()
+        rows = DECODER.decode(payload)
+        assert rows is not None
+        model = TelemetryBatch.model_validate_json(payload)
+        assert _comparable(rows.positions) == _comparable(_position_tuples([model]))
 
 
 def test_a_batch_the_fast_path_refuses_is_dead_lettered_with_the_models_reason() -> None:
