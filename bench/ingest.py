@@ -10,7 +10,8 @@ takes them, for ``--seconds``. Each publisher records the message ids it got a P
 - ``lost``: acknowledged points not in the database; ``duplicated``: rows beyond one per point.
 - ``copy_rows_per_s``: the same rows COPYed by one connection into a scratch table with the same
   columns and indexes, in transactions of the ingest batch's size, on the settled server (after
-  the run, vacuumed and checkpointed); ``ratio`` = ingest / COPY.
+  the run, vacuumed and checkpointed): the median of three rounds (``copy_rounds_rows_per_s``);
+  ``ratio`` = ingest / COPY.
 - ``worker_cpu_us_per_point``, ``publisher_cpu_us_per_point``: CPU time (user + system) the ingest
   workers (from their subscription until the database held every point) and the publishers (from
   their connection) used per stored point. On a machine shared with other work the rates
@@ -31,6 +32,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -260,33 +262,42 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _copy_rate(url: str, limit: int, batch: int) -> float:
-    """Rows/s of COPYing the stored positions again, batch-sized transactions, one connection.
+COPY_ROUNDS = 3
+
+
+def _copy_rates(url: str, limit: int, batch: int) -> list[float]:
+    """Rows/s of COPYing the stored positions again, batch-sized transactions, one connection,
+    in :data:`COPY_ROUNDS` rounds (each into a fresh scratch table).
 
     Measured on a settled server: the run's rows are vacuumed and analysed and a checkpoint
     written first. Otherwise autovacuum, woken by the millions of rows ingest just wrote, and the
     run's pending checkpoint share the cores with the COPY and flatter the ratio (one run here:
-    114k rows/s unsettled against 150k in a quiet one).
+    114k rows/s unsettled against 150k in a quiet one). Several rounds, because one round lasts
+    seconds and this machine's speed wanders over seconds: one round read 111k rows/s and the
+    next run's 211k, on the same code.
     """
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) positions")
         conn.execute("CHECKPOINT")
+    rates = []
     with psycopg.connect(url) as conn:
         columns = ", ".join(POSITION_COLUMNS)
         rows = conn.execute(f"SELECT {columns} FROM positions LIMIT %s", (limit,)).fetchall()
-        conn.execute("CREATE TABLE scratch (LIKE positions INCLUDING ALL)")
-        conn.commit()
         per_tx = batch * 55
         fmt = "FROM STDIN (FORMAT BINARY)"  # the same COPY as ingest's, at its best
-        started = time.perf_counter()
-        for i in range(0, len(rows), per_tx):
-            with conn.cursor() as cur, cur.copy(f"COPY scratch ({columns}) {fmt}") as copy:
-                copy.set_types(POSITION_PG_TYPES)
-                for row in rows[i : i + per_tx]:
-                    copy.write_row(row)
+        for _ in range(COPY_ROUNDS):
+            conn.execute("DROP TABLE IF EXISTS scratch")
+            conn.execute("CREATE TABLE scratch (LIKE positions INCLUDING ALL)")
             conn.commit()
-        elapsed = time.perf_counter() - started
-    return len(rows) / elapsed
+            started = time.perf_counter()
+            for i in range(0, len(rows), per_tx):
+                with conn.cursor() as cur, cur.copy(f"COPY scratch ({columns}) {fmt}") as copy:
+                    copy.set_types(POSITION_PG_TYPES)
+                    for row in rows[i : i + per_tx]:
+                        copy.write_row(row)
+                conn.commit()
+            rates.append(len(rows) / (time.perf_counter() - started))
+    return rates
 
 
 def _cpu_s(pid: int) -> float:
@@ -411,7 +422,10 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
                         last, last_change = n, time.monotonic()
                     elif time.monotonic() - last_change > 15:
                         break  # stalled: what is missing is lost
-                    time.sleep(0.05)
+                    # The sum reads every idempotency row: polled every 50 ms through a long
+                    # drain it kept a server process busy and took CPU from ingest. Coarse
+                    # while much is left (a 2 % backlog takes seconds), fine near the end.
+                    time.sleep(0.05 if expected - n < expected // 50 else 0.5)
                 drained = time.monotonic()
                 workers_cpu = sum(_cpu_s(w.pid) for w in workers) - workers_cpu_ready
                 pg_cpu, broker_cpu = _server_cpu_s(conn, broker_marker)
@@ -436,14 +450,14 @@ def _run(args: argparse.Namespace) -> dict[str, float | int]:
         total_rows = sum(per_message.values())
         duplicated = total_rows - int(distinct[0] if distinct else 0)
         points_per_s = stored_total / (drained - started)
-        copy_rows_per_s = _copy_rate(
-            libpq_url(url), limit=min(total_rows, 1_000_000), batch=args.batch
-        )
+        copy_rates = _copy_rates(libpq_url(url), limit=min(total_rows, 1_000_000), batch=args.batch)
+        copy_rows_per_s = statistics.median(copy_rates)
     return {
         "points_per_s": round(points_per_s),
         "lost": lost,
         "duplicated": duplicated,
         "copy_rows_per_s": round(copy_rows_per_s),
+        "copy_rounds_rows_per_s": [round(r) for r in copy_rates],
         "ratio": round(points_per_s / copy_rows_per_s, 3),
         "worker_cpu_us_per_point": round(workers_cpu / max(1, stored_total) * 1e6, 2),
         "publisher_cpu_us_per_point": round(publishers_cpu / max(1, stored_total) * 1e6, 2),
