@@ -46,6 +46,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def ingest(args: argparse.Namespace) -> int:
     """``lastmile hub ingest --config F [--client-id ID]``: one ingest worker as its own process."""
+    from cloud.gc_tuning import tune_for_bulk_work
     from cloud.hub import run_ingest
     from cloud.settings import HubSettings
 
@@ -58,6 +59,7 @@ def ingest(args: argparse.Namespace) -> int:
         )
         return 2
     client_id: str | None = getattr(args, "client_id", None)
+    tune_for_bulk_work()  # this process only ingests (see cloud.gc_tuning)
     return _run(lambda: run_ingest(settings, client_id=client_id))
 
 

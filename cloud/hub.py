@@ -25,7 +25,12 @@ from cloud.errors import HubError
 from cloud.flows import ParcelFlows
 from cloud.ingest import IngestWorker
 from cloud.kpi_job import KpiMaterialiser
-from cloud.retention import IngestedMessagePruner, PositionPruner
+from cloud.retention import (
+    REVOCATION_GRACE,
+    IngestedMessagePruner,
+    PositionPruner,
+    RevocationPruner,
+)
 from cloud.services.policy import code_secrets, flow_policy
 from cloud.services.route_alerts import LateStopWatcher
 from cloud.services.webhook_setup import secret_box, target_policy
@@ -217,6 +222,13 @@ async def run_hub(settings: HubSettings, *, started: asyncio.Event | None = None
                     chunk=settings.prune_chunk,
                 )
                 tg.create_task(forget.run(), name="hub-prune-ingested")
+                revocations = RevocationPruner(
+                    session_factory=session_factory,
+                    retention=REVOCATION_GRACE,
+                    interval_s=settings.prune_interval_s,
+                    chunk=settings.prune_chunk,
+                )
+                tg.create_task(revocations.run(), name="hub-prune-revocations")
                 late = LateStopWatcher(
                     session_factory=session_factory,
                     interval_s=settings.late_stop_check_s,

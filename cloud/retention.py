@@ -1,5 +1,6 @@
 """Retention: positions older than ``retention_days`` are deleted, in bounded chunks; so are the
-idempotency rows of ``ingested_messages`` older than ``ingested_retention_days``.
+idempotency rows of ``ingested_messages`` older than ``ingested_retention_days``, and the
+revocations of bearer tokens that have expired anyway.
 
 Each chunk is its own short transaction, so pruning a backlog of months never holds locks for long,
 never bloats one transaction's undo, and lets ingest interleave its writes. On PostgreSQL the BRIN
@@ -26,9 +27,12 @@ from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.models import IngestedMessage, PositionRow
+from cloud.models import IngestedMessage, PositionRow, RevokedCredential
 
 log = logging.getLogger(__name__)
+
+REVOCATION_GRACE = timedelta(hours=1)
+"""How long after its expiry a revoked token stays listed: hosts' clocks may disagree a little."""
 
 
 def prune_positions(
@@ -63,12 +67,30 @@ def prune_ingested_messages(
     )
 
 
+def prune_expired_revocations(
+    session_factory: sessionmaker[Session], *, older_than: datetime, chunk: int
+) -> int:
+    """Forget the revocations of bearer tokens that expired before ``older_than``: an expired
+    token is refused by its own ``exp``, so listing it any longer only grows the table. Revoked
+    API keys stay listed (a key does not expire).
+
+    Returns how many rows went. Blocking (run it in a thread); raises SQLAlchemyError.
+    """
+    return _prune(
+        session_factory,
+        key=RevokedCredential.ident,
+        old=(RevokedCredential.kind == "token") & (RevokedCredential.expires_at < older_than),
+        table=RevokedCredential,
+        chunk=chunk,
+    )
+
+
 def _prune(
     session_factory: sessionmaker[Session],
     *,
     key: Any,
     old: Any,
-    table: type[PositionRow] | type[IngestedMessage],
+    table: type[PositionRow] | type[IngestedMessage] | type[RevokedCredential],
     chunk: int,
 ) -> int:
     if chunk < 1:
@@ -78,7 +100,8 @@ def _prune(
         oldest = select(key).where(old).limit(chunk).scalar_subquery()
         with session_factory() as session, session.begin():
             result = session.execute(
-                delete(table).where(key.in_(oldest)),
+                # ``old`` again: ``key`` need not be unique on its own (a revocation's is not).
+                delete(table).where(key.in_(oldest), old),
                 execution_options={"synchronize_session": False},
             )
             deleted = int(cast(CursorResult[Any], result).rowcount)
@@ -146,3 +169,11 @@ class IngestedMessagePruner(AgePruner):
 
     what = "ingested message ids"
     prune = staticmethod(prune_ingested_messages)
+
+
+class RevocationPruner(AgePruner):
+    """Forgets revoked bearer tokens :data:`REVOCATION_GRACE` after they expired (see
+    :func:`prune_expired_revocations`)."""
+
+    what = "revocations of expired tokens"
+    prune = staticmethod(prune_expired_revocations)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -187,6 +188,12 @@ class HubSettings(BaseSettings):
         "otherwise not public (e.g. ['127.0.0.0/8', '::1/128'] for a receiver on this machine). "
         "Empty by default: the hub refuses to call into private networks (SSRF guard).",
     )
+    travel_servers: list[str] = Field(
+        default_factory=list,
+        description="Base URLs of the routing servers (OSRM, Valhalla) a submitted problem may "
+        "name as travel.url, e.g. ['http://osrm.internal:5000']. The hub calls no other (SSRF "
+        "guard); empty by default, so problems use haversine or euclidean travel.",
+    )
     webhook_secret_key: SecretStr | None = Field(
         default=None,
         description="Seals webhook secrets at rest (AES-256-GCM via HKDF). Unset: a key derived "
@@ -232,6 +239,20 @@ class HubSettings(BaseSettings):
         if value is not None and (problem := secret_problem(value.get_secret_value())):
             raise ValueError(problem)
         return value
+
+    @field_validator("travel_servers")
+    @classmethod
+    def _http_travel_servers(cls, value: list[str]) -> list[str]:
+        """Only http(s) base URLs without credentials or a query: the planner appends paths."""
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"travel server {url!r} is not an http(s) URL with a host")
+            if parts.username or parts.password or parts.query or parts.fragment:
+                raise ValueError(
+                    f"travel server {url!r}: no credentials, query or fragment in a base URL"
+                )
+        return [url.rstrip("/") for url in value]
 
     @field_validator("api_keys", mode="before")
     @classmethod

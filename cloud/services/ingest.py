@@ -101,7 +101,6 @@ class StoreResult:
 
 
 POSITION_COLUMNS = (
-    "vehicle_id",
     "t",
     "lat",
     "lon",
@@ -111,10 +110,12 @@ POSITION_COLUMNS = (
     "hdop",
     "sats",
     "fix",
+    "vehicle_id",
     "message_id",
 )
+"""The columns ingest writes, in its rows' order: a point's own fields first, then the two its
+message adds, so that a row is one tuple concatenation (:mod:`cloud.telemetry_rows`)."""
 POSITION_PG_TYPES = (
-    "varchar",
     "timestamptz",
     "float8",
     "float8",
@@ -124,13 +125,13 @@ POSITION_PG_TYPES = (
     "float8",
     "int4",
     "varchar",
+    "varchar",
     "uuid",
 )
 """PostgreSQL types of :data:`POSITION_COLUMNS`, as migration 0001 creates them."""
 _COPY_POSITIONS = f"COPY positions ({', '.join(POSITION_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 PositionTuple = tuple[
-    str,
     datetime,
     float,
     float,
@@ -140,6 +141,7 @@ PositionTuple = tuple[
     float | None,
     int | None,
     str | None,
+    str,
     uuid.UUID,
 ]
 
@@ -244,7 +246,6 @@ def _position_tuples(batches: Iterable[TelemetryBatch | TelemetryRows]) -> list[
             models.append(b)
     return rows + [
         (
-            m.vehicle_id,
             p.t,
             p.lat,
             p.lon,
@@ -254,6 +255,7 @@ def _position_tuples(batches: Iterable[TelemetryBatch | TelemetryRows]) -> list[
             p.hdop,
             p.sats,
             p.fix,
+            m.vehicle_id,
             m.id,
         )
         for m in models

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -26,12 +26,13 @@ from cloud.errors import ConflictError, NotFoundError
 from cloud.models import OutboundMessage, PlanDispatch, PlanJob, PositionRow, VehicleCommandAck
 from cloud.planning import PlanningError
 from cloud.planning import plan as solve
-from cloud.planning.errors import ProblemError
+from cloud.planning.errors import ProblemError, TravelError
 from cloud.planning.formats import ProblemSpec, StopSpec
 from cloud.planning.geofence import GeofenceDetector
 from cloud.planning.plan_json import plan_from_json, plan_to_json
 from cloud.planning.replan import FleetState, StopEta, VanPosition, refresh_etas, replan
 from cloud.planning.result import Plan
+from cloud.planning.travel import HaversineTravel
 from protocol.codec import encode
 from protocol.messages import RouteStop
 from protocol.routes import hub_route_key, route_expiry, sign_route
@@ -53,6 +54,27 @@ def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def check_travel_server(spec: ProblemSpec, allowed: Collection[str]) -> None:
+    """Refuse a problem whose OSRM or Valhalla ``travel.url`` is not one of ``allowed``.
+
+    The hub fetches travel matrices from that URL while it plans: a URL taken from the request
+    as is would let whoever submits a problem make the hub call any address it can reach, its
+    own loopback and private network included (server-side request forgery). Routing servers
+    usually sit on exactly such a network, so the webhooks' rule (public addresses only) does
+    not fit; the hub's settings list the servers instead (``travel_servers``).
+    """
+    url = spec.travel.url
+    if spec.travel.kind not in ("osrm", "valhalla") or url is None:
+        return
+    if url.rstrip("/") not in {a.rstrip("/") for a in allowed}:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise ProblemError(
+            "travel.url",
+            f"{url!r} is not one of the hub's travel_servers ({listed}): the hub calls only the "
+            "routing servers its settings list",
+        )
+
+
 def create_job(
     session: Session,
     *,
@@ -61,11 +83,18 @@ def create_job(
     created_by: str,
     parent: PlanJob | None = None,
     broken: Sequence[str] = (),
+    travel_servers: Collection[str] = (),
     now: Callable[[], datetime] = utcnow,
 ) -> PlanJob:
     """Record a queued job; commit. ``spec`` is checked first, so a problem that cannot be built
-    (unknown depot, bad window) is refused here, not found failed later."""
-    spec.to_problem()  # raises ProblemError with the field and the reason
+    (unknown depot, bad window) is refused here, not found failed later; so is one whose travel
+    model names a routing server not among ``travel_servers`` (:func:`check_travel_server`)."""
+    check_travel_server(spec, travel_servers)
+    spec.travel_model()  # raises ProblemError for a routing server without a URL
+    # The problem's shape only (raises ProblemError with the field and the reason): with the
+    # named travel model this would fetch matrices from a routing server inside the request,
+    # and a server that is down would fail the request rather than the job.
+    spec.to_problem(travel=HaversineTravel())
     row = PlanJob(
         id=uuid.uuid4(),
         status=QUEUED,
@@ -235,7 +264,8 @@ def dispatch(
     plan = _done_plan(row)
     if row.dispatched_at is not None:
         raise ConflictError(f"plan {row.id} was dispatched at {row.dispatched_at.isoformat()}")
-    problem = ProblemSpec.model_validate(row.spec).to_problem()
+    # Stops and vans only: no travel matrices, so no call to the plan's routing server.
+    problem = ProblemSpec.model_validate(row.spec).to_problem(travel=HaversineTravel())
     origin = day_start(date.fromisoformat(row.options["day"]))
     sent = now()
     out: list[PlanDispatch] = []
@@ -358,9 +388,13 @@ def progress(
         routes.append(RouteProgress(d, acks.get(d.route_id), tuple(done), last))
     state = _fleet_state(routes, now=_seconds(origin, now()))
     spec = ProblemSpec.model_validate(row.spec)
-    etas = refresh_etas(
-        spec.to_problem(), plan_from_json(row.result), state, travel=spec.travel_model()
-    )
+    try:
+        etas = refresh_etas(
+            spec.to_problem(), plan_from_json(row.result), state, travel=spec.travel_model()
+        )
+    except TravelError as err:  # the plan's routing server is down: progress without ETAs
+        log.warning("no ETAs for plan %s: %s", row.id, err)
+        etas = []
     return PlanProgress(tuple(routes), tuple(etas), state.now)
 
 
@@ -386,11 +420,13 @@ def create_replan(
     seed: int,
     created_by: str,
     at: datetime | None = None,
+    travel_servers: Collection[str] = (),
     now: Callable[[], datetime] = utcnow,
 ) -> PlanJob:
     """A queued re-plan of a done plan from the fleet state now (live positions, stops the
     geofence saw done). Raises ConflictError for a plan not done, ProblemError for a change that
-    names what the problem does not have."""
+    names what the problem does not have, or when the plan's routing server is no longer one of
+    ``travel_servers``."""
     parent = get_job(session, job_id)
     current = _done_plan(parent)
     clock = now if at is None else (lambda: at)
@@ -408,7 +444,9 @@ def create_replan(
         if vid not in van_ids:
             raise ProblemError(f"van {vid!r}", "broken down, but not in the plan's problem")
     # The new orders are checked now (with the parent's problem, so an id clash is refused here).
-    ProblemSpec.model_validate({**raw, "stops": [*raw["stops"], *new_stops]}).to_problem()
+    ProblemSpec.model_validate({**raw, "stops": [*raw["stops"], *new_stops]}).to_problem(
+        travel=HaversineTravel()
+    )
     gone = set(cancelled)
     after = {
         **raw,
@@ -438,5 +476,6 @@ def create_replan(
         created_by=created_by,
         parent=parent,
         broken=sorted({*parent.broken, *broken}),
+        travel_servers=travel_servers,
     )
     return job

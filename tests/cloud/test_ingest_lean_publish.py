@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import paho.mqtt.client as paho
 import pytest
 from hypothesis import given
@@ -10,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cloud.lean_publish import lean_publish_handler
+from cloud.lean_publish import BufferedReads, lean_publish_handler
 
 Decoded = tuple[bytes, int, int, bool, bool, bytes, bool]
 
@@ -96,3 +98,71 @@ def test_properties_are_decoded_by_paho_for_a_publish_that_has_them() -> None:
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.unpack(bytes([len(_user_property)]) + _user_property)  # type: ignore[no-untyped-call]
     assert getattr(props, "UserProperty") == [("k", "v")]  # noqa: B009 - set dynamically
+
+
+def _wire(topic: bytes, mid: int, payload: bytes) -> bytes:
+    """One QoS 1 MQTT 5 PUBLISH as sent: header byte, remaining length, body."""
+    header, body = _packet(
+        topic=topic, mid=mid, qos=1, retain=False, dup=False, payload=payload, props=b"\x00"
+    )
+    length, n = b"", len(body)
+    while True:
+        byte, n = n % 128, n // 128
+        length += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            return bytes([header]) + length + body
+
+
+def _reading_client() -> tuple[paho.Client, list[tuple[int, bytes]], socket.socket]:
+    """An MQTT 5 client reading through BufferedReads from one end of a socket pair."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5, manual_ack=True)
+    seen: list[tuple[int, bytes]] = []
+    client.on_message = lambda _c, _u, m: seen.append((m.mid, bytes(m.payload)))
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    client._sock = ours
+    client._handle_publish = lean_publish_handler(client)  # type: ignore[method-assign]
+    reads = BufferedReads(client, chunk=1000)
+    client._sock_recv = reads.recv  # type: ignore[method-assign]
+    client.loop_read = reads.loop_read  # type: ignore[method-assign]
+    return client, seen, theirs
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=20),
+    cuts=st.lists(st.integers(min_value=1, max_value=5000), max_size=5),
+)
+def test_buffered_reads_hand_over_every_packet_whatever_the_read_boundaries(
+    sizes: list[int], cuts: list[int]
+) -> None:
+    """Packets larger and smaller than the read chunk, arriving in pieces cut anywhere: each
+    readable event hands over every complete packet, none twice, in order."""
+    client, seen, theirs = _reading_client()
+    sent = [(i + 1, bytes([i % 251]) * n) for i, n in enumerate(sizes)]
+    stream = b"".join(_wire(b"fleet/van-1/telemetry", mid, p) for mid, p in sent)
+    points = sorted({c for c in cuts if c < len(stream)})
+    with theirs:
+        for start, end in zip([0, *points], [*points, len(stream)], strict=True):
+            theirs.sendall(stream[start:end])
+            assert client.loop_read() == MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert seen == sent
+
+
+def test_buffered_reads_report_a_closed_connection() -> None:
+    client, seen, theirs = _reading_client()
+    theirs.sendall(_wire(b"fleet/van-1/telemetry", 1, b"x"))
+    theirs.close()
+    assert client.loop_read() == MQTTErrorCode.MQTT_ERR_CONN_LOST
+    assert seen == [(1, b"x")]
+
+
+def test_per_topic_callbacks_still_get_their_messages() -> None:
+    """The direct on_message call is only for clients without per-topic callbacks."""
+    client, seen, theirs = _reading_client()
+    routed: list[int] = []
+    client.message_callback_add("fleet/+/telemetry", lambda _c, _u, m: routed.append(m.mid))
+    with theirs:
+        theirs.sendall(_wire(b"fleet/van-1/telemetry", 5, b"{}") + _wire(b"other", 6, b"{}"))
+        client.loop_read()
+    assert routed == [5]
+    assert seen == [(6, b"{}")]

@@ -256,7 +256,7 @@ def test_a_late_batch_written_by_ingest_marks_its_stored_day_stale(
     fix_at = T0 + timedelta(hours=11)
     today = datetime.now(UTC)
     rows = [
-        ("van-1", at, 52.0, 4.0, 0.0, None, None, None, None, "3d", uuid.uuid4())
+        (at, 52.0, 4.0, 0.0, None, None, None, None, "3d", "van-1", uuid.uuid4())
         for at in (fix_at, fix_at + timedelta(seconds=1), today)
     ]
     with session_factory() as session, session.begin():

@@ -12,10 +12,12 @@ from pydantic import ValidationError
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.models import IngestedMessage, PositionRow, Vehicle
+from cloud.models import IngestedMessage, PositionRow, RevokedCredential, Vehicle
 from cloud.retention import (
+    REVOCATION_GRACE,
     IngestedMessagePruner,
     PositionPruner,
+    RevocationPruner,
     prune_ingested_messages,
     prune_positions,
 )
@@ -185,3 +187,47 @@ def test_ingested_messages_have_a_time_index_brin_on_postgresql(
                 )
             ).scalar()
             assert method == "brin"
+
+
+def test_revocations_of_expired_tokens_are_forgotten_and_keys_and_live_tokens_stay(
+    session_factory: sessionmaker[Session],
+) -> None:
+    def revocation(kind: str, ident: str, expires_at: datetime | None) -> RevokedCredential:
+        return RevokedCredential(
+            kind=kind,
+            ident=ident,
+            revoked_at=NOW - timedelta(days=3),
+            expires_at=expires_at,
+            revoked_by="ops",
+        )
+
+    shared = "a" * 64  # a key's digest and a token's name may coincide: only the token goes
+    with session_factory() as session, session.begin():
+        session.add_all(
+            [
+                revocation("token", shared, NOW - timedelta(days=2)),
+                revocation("key", shared, None),
+                *(revocation("token", f"old-{i}", NOW - timedelta(hours=2)) for i in range(5)),
+                revocation("token", "in-grace", NOW - timedelta(minutes=30)),
+                revocation("token", "live", NOW + timedelta(hours=1)),
+            ]
+        )
+
+    pruned = asyncio.run(
+        RevocationPruner(
+            session_factory=session_factory,
+            retention=REVOCATION_GRACE,
+            interval_s=60,
+            chunk=2,
+            clock=lambda: NOW,
+        ).prune_once()
+    )
+
+    assert pruned == 6
+    with session_factory() as session:
+        left = session.execute(
+            select(RevokedCredential.kind, RevokedCredential.ident).order_by(
+                RevokedCredential.ident, RevokedCredential.kind
+            )
+        ).all()
+    assert [tuple(r) for r in left] == [("key", shared), ("token", "in-grace"), ("token", "live")]

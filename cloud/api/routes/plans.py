@@ -104,7 +104,11 @@ def _from_hub(row: PlanJob) -> dict[str, object]:
 
 @router.post("", response_model=PlanJobPublic, status_code=status.HTTP_202_ACCEPTED)
 def create_plan(
-    body: PlanCreate, session: SessionDep, runner: RunnerDep, caller: VehicleCommander
+    body: PlanCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    runner: RunnerDep,
+    caller: VehicleCommander,
 ) -> PlanJobPublic:
     """Queue a planning job. 202: follow ``GET /plans/{id}`` until ``done`` or ``failed``."""
     day = body.day or dt.datetime.now(dt.UTC).date()
@@ -119,6 +123,7 @@ def create_plan(
                 "day": day.isoformat(),
             },
             created_by=caller.role,
+            travel_servers=settings.travel_servers,
         )
     except ProblemError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"problem: {err}") from err
@@ -224,6 +229,7 @@ def replan_plan(
     plan_id: uuid.UUID,
     body: ReplanCreate,
     session: SessionDep,
+    settings: SettingsDep,
     runner: RunnerDep,
     caller: VehicleCommander,
 ) -> PlanJobPublic:
@@ -240,6 +246,7 @@ def replan_plan(
             seed=body.seed,
             created_by=caller.role,
             at=body.at,
+            travel_servers=settings.travel_servers,
         )
     except ProblemError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"problem: {err}") from err
