@@ -429,6 +429,8 @@ def create_replan(
     ``travel_servers``."""
     parent = get_job(session, job_id)
     current = _done_plan(parent)
+    # Before the progress below asks the plan's routing server for ETAs.
+    check_travel_server(ProblemSpec.model_validate(parent.spec), travel_servers)
     clock = now if at is None else (lambda: at)
     seen = progress(session, row=parent, now=clock)
     origin = day_start(date.fromisoformat(parent.options["day"]))

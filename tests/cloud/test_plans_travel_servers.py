@@ -196,3 +196,45 @@ async def test_a_routing_server_going_down_leaves_a_dispatched_plan_readable_wit
 def test_the_settings_refuse_a_travel_server_that_is_not_a_plain_base_url(server: str) -> None:
     with pytest.raises(ValidationError, match="travel server"):
         hub_settings(database_url="sqlite://", travel_servers=[server])
+
+
+async def test_a_replan_is_refused_once_its_routing_server_is_no_longer_listed(
+    session_factory: sessionmaker[Session],
+    database_url: str,
+    target: tuple[str, list[str], list[bool]],
+) -> None:
+    url, seen, up = target
+    up.append(True)
+    with session_factory() as session, session.begin():
+        session.add_all(Vehicle(id=v, online=True, version="") for v in ("van-1", "van-2"))
+
+    async def call(method: str, path: str, body: dict[str, Any], **settings: Any) -> Any:
+        app = create_app(
+            settings=hub_settings(database_url=database_url, **settings),
+            session_factory=session_factory,
+        )
+        try:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://hub",
+                headers=auth(Role.OPS),
+            ) as api:
+                r = await api.request(method, path, json=body)
+                if path == "/api/v1/plans" and r.status_code == 202:
+                    return await plan_rigs.finished(api, r.json()["id"])
+                return r
+        finally:
+            app.state.plan_runner.close()
+
+    done = await call("POST", "/api/v1/plans", _with_travel("osrm", url), travel_servers=[url])
+    assert done["status"] == "done", done
+    dispatched = await call(
+        "POST", f"/api/v1/plans/{done['id']}/dispatch", {}, travel_servers=[url]
+    )
+    assert dispatched.status_code == 202, dispatched.text
+    asked = len(seen)
+    # The hub restarted with the server taken off its list: a re-plan, whose fleet state comes
+    # with ETAs from the travel model, must not ask it.
+    r = await call("POST", f"/api/v1/plans/{done['id']}/replan", {"time_limit_s": 0.5})
+    assert r.status_code == 422 and "travel_servers" in r.json()["detail"], r.text
+    assert len(seen) == asked, "refused before anything asked the server"
