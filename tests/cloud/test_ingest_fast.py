@@ -37,30 +37,17 @@ def _within(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(min_value=lo, max_value=hi, allow_nan=False)
 
 
-_valid_point = st.fixed_dictionaries(
-    {"t": _times, "lat": _within(-90, 90), "lon": _within(-180, 180)},
-    optional={
-        "speed_mps": _within(0, 150) | st.none(),
-        "heading_deg": _within(0, 359.99) | st.none(),
-        "alt_m": st.floats(allow_nan=False, allow_infinity=False) | st.none(),
-        "hdop": _within(0, 99) | st.none(),
-        "sats": st.integers(min_value=0, max_value=255) | st.none(),
-        "fix": st.sampled_from(["2d", "3d", None]),
-    },
-)
-_full_point = st.fixed_dictionaries(
-    {
-        "t": _times,
-        "lat": _within(-90, 90),
-        "lon": _within(-180, 180),
-        "speed_mps": _within(0, 150) | st.none(),
-        "heading_deg": _within(0, 359.99) | st.none(),
-        "alt_m": st.floats(allow_nan=False, allow_infinity=False) | st.none(),
-        "hdop": _within(0, 99) | st.none(),
-        "sats": st.integers(min_value=0, max_value=255) | st.none(),
-        "fix": st.sampled_from(["2d", "3d", None]),
-    }
-)
+_REQUIRED_FIELDS = {"t": _times, "lat": _within(-90, 90), "lon": _within(-180, 180)}
+_OPTIONAL_FIELDS = {
+    "speed_mps": _within(0, 150) | st.none(),
+    "heading_deg": _within(0, 359.99) | st.none(),
+    "alt_m": st.floats(allow_nan=False, allow_infinity=False) | st.none(),
+    "hdop": _within(0, 99) | st.none(),
+    "sats": st.integers(min_value=0, max_value=255) | st.none(),
+    "fix": st.sampled_from(["2d", "3d", None]),
+}
+_valid_point = st.fixed_dictionaries(_REQUIRED_FIELDS, optional=_OPTIONAL_FIELDS)
+_full_point = st.fixed_dictionaries({**_REQUIRED_FIELDS, **_OPTIONAL_FIELDS})
 _valid_batch = st.fixed_dictionaries(
     {
         "v": st.just(1),

@@ -4,12 +4,13 @@ request forgery (the hub calling its own loopback or private network for whoever
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -67,7 +68,7 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def target() -> Iterator[tuple[str, list[str], list[bool]]]:
     """(URL, paths asked, a list that makes it answer while it holds an item)."""
-    handler = type("Handler", (_Recorder,), {"seen": [], "up": []})
+    handler: type[_Recorder] = type("Handler", (_Recorder,), {"seen": [], "up": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -83,10 +84,11 @@ def _with_travel(kind: str, url: str) -> dict[str, Any]:
     return {**plan_rigs.request(), "problem": problem}
 
 
-async def _post(
-    session_factory: sessionmaker[Session], database_url: str, body: dict[str, Any], **settings: Any
-) -> tuple[httpx.Response, dict[str, Any] | None]:
-    """POST /plans; for an accepted job, also what it ended as."""
+@contextlib.asynccontextmanager
+async def _hub(
+    session_factory: sessionmaker[Session], database_url: str, **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The hub's API with ``settings``, as ops; its planner thread stopped afterwards."""
     app = create_app(
         settings=hub_settings(database_url=database_url, **settings),
         session_factory=session_factory,
@@ -95,13 +97,21 @@ async def _post(
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://hub", headers=auth(Role.OPS)
         ) as api:
-            r = await api.post("/api/v1/plans", json=body)
-            if r.status_code != 202:
-                assert (await api.get("/api/v1/plans")).json()["count"] == 0
-                return r, None
-            return r, await plan_rigs.finished(api, r.json()["id"])
+            yield api
     finally:
         app.state.plan_runner.close()
+
+
+async def _post(
+    session_factory: sessionmaker[Session], database_url: str, body: dict[str, Any], **settings: Any
+) -> tuple[httpx.Response, dict[str, Any] | None]:
+    """POST /plans; for an accepted job, also what it ended as."""
+    async with _hub(session_factory, database_url, **settings) as api:
+        r = await api.post("/api/v1/plans", json=body)
+        if r.status_code != 202:
+            assert (await api.get("/api/v1/plans")).json()["count"] == 0
+            return r, None
+        return r, await plan_rigs.finished(api, r.json()["id"])
 
 
 @pytest.mark.parametrize("kind", ["osrm", "valhalla"])
@@ -151,43 +161,32 @@ async def test_a_routing_server_going_down_leaves_a_dispatched_plan_readable_wit
     up.append(True)
     with session_factory() as session, session.begin():
         session.add_all(Vehicle(id=v, online=True, version="") for v in ("van-1", "van-2"))
-    app = create_app(
-        settings=hub_settings(database_url=database_url, travel_servers=[url]),
-        session_factory=session_factory,
-    )
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://hub", headers=auth(Role.OPS)
-        ) as api:
-            body = {**_with_travel("osrm", url), "day": DAY.isoformat()}
-            r = await api.post("/api/v1/plans", json=body)
-            assert r.status_code == 202, r.text
-            done = await plan_rigs.finished(api, r.json()["id"])
-            assert done["status"] == "done", done
-            r = await api.post(f"/api/v1/plans/{done['id']}/dispatch")
-            assert r.status_code == 202, r.text
-            van, first = next(
-                (route["van_id"], route["visits"][0]) for route in done["plan"]["routes"]
-            )
-            with session_factory() as session, session.begin():
-                session.add(
-                    PositionRow(
-                        vehicle_id=van,
-                        t=ORIGIN + dt.timedelta(seconds=first["arrival"] - 1200),
-                        lat=52.37,
-                        lon=4.9,
-                        message_id=uuid.uuid4(),
-                    )
+    async with _hub(session_factory, database_url, travel_servers=[url]) as api:
+        body = {**_with_travel("osrm", url), "day": DAY.isoformat()}
+        r = await api.post("/api/v1/plans", json=body)
+        assert r.status_code == 202, r.text
+        done = await plan_rigs.finished(api, r.json()["id"])
+        assert done["status"] == "done", done
+        r = await api.post(f"/api/v1/plans/{done['id']}/dispatch")
+        assert r.status_code == 202, r.text
+        van, first = next((route["van_id"], route["visits"][0]) for route in done["plan"]["routes"])
+        with session_factory() as session, session.begin():
+            session.add(
+                PositionRow(
+                    vehicle_id=van,
+                    t=ORIGIN + dt.timedelta(seconds=first["arrival"] - 1200),
+                    lat=52.37,
+                    lon=4.9,
+                    message_id=uuid.uuid4(),
                 )
-            live = (await api.get(f"/api/v1/plans/{done['id']}")).json()
-            assert live["etas"], "ETAs while the server answers"
-            up.clear()
-            down = await api.get(f"/api/v1/plans/{done['id']}")
-            assert down.status_code == 200, down.text
-            assert down.json()["etas"] == []
-            assert down.json()["routes"] == live["routes"]
-    finally:
-        app.state.plan_runner.close()
+            )
+        live = (await api.get(f"/api/v1/plans/{done['id']}")).json()
+        assert live["etas"], "ETAs while the server answers"
+        up.clear()
+        down = await api.get(f"/api/v1/plans/{done['id']}")
+        assert down.status_code == 200, down.text
+        assert down.json()["etas"] == []
+        assert down.json()["routes"] == live["routes"]
 
 
 @pytest.mark.parametrize(
@@ -209,22 +208,11 @@ async def test_a_replan_is_refused_once_its_routing_server_is_no_longer_listed(
         session.add_all(Vehicle(id=v, online=True, version="") for v in ("van-1", "van-2"))
 
     async def call(method: str, path: str, body: dict[str, Any], **settings: Any) -> Any:
-        app = create_app(
-            settings=hub_settings(database_url=database_url, **settings),
-            session_factory=session_factory,
-        )
-        try:
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://hub",
-                headers=auth(Role.OPS),
-            ) as api:
-                r = await api.request(method, path, json=body)
-                if path == "/api/v1/plans" and r.status_code == 202:
-                    return await plan_rigs.finished(api, r.json()["id"])
-                return r
-        finally:
-            app.state.plan_runner.close()
+        async with _hub(session_factory, database_url, **settings) as api:
+            r = await api.request(method, path, json=body)
+            if path == "/api/v1/plans" and r.status_code == 202:
+                return await plan_rigs.finished(api, r.json()["id"])
+            return r
 
     done = await call("POST", "/api/v1/plans", _with_travel("osrm", url), travel_servers=[url])
     assert done["status"] == "done", done
